@@ -1,0 +1,5 @@
+import sys
+
+from facebone.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the `facebone` CLI: one module each, defining ``register(subparsers)``."""

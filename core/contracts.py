@@ -1,0 +1,74 @@
+"""The component contracts: the stable API plugin authors code against.
+
+Factories are called as ``factory(options, **runtime)`` where ``options`` is the validated
+options dataclass instance (None if the component declares none) and ``runtime`` holds the
+values the core supplies. A factory must accept ``**runtime`` it does not use, so the core
+can add values later without breaking plugins.
+
+backbone
+    ``factory(options, *, embedding_size: int, image_size: int, **runtime) -> nn.Module``.
+    The module has attributes ``embedding_size`` (D) and ``input_size`` ((H, W) it expects).
+    ``forward(x)``: ``x`` is ``(N, 3, H, W)`` float RGB in [-1, 1]; returns ``(N, D)``, the raw
+    (not normalised) embedding. A backbone may define ``validate_experiment(config) -> list[str]``
+    (a staticmethod-like callable set on the factory as ``factory.validate``) to refuse
+    combinations at validation time; see :func:`facebone.config.validate`.
+
+head
+    ``factory(options, **runtime) -> nn.Module``. ``forward(cosine, labels, norms=None)``:
+    ``cosine`` is ``(N, C)`` cosine similarity of normalised embeddings and normalised class
+    centres (computed by the core's classifier), ``labels`` is ``(N,)`` int64, ``norms`` is
+    ``(N, 1)`` embedding norms for heads that need them. Returns ``(N, C)`` logits for
+    cross-entropy (scale included). The classifier weights belong to the core.
+
+warp
+    ``factory(options, *, image_size: int, **runtime) -> nn.Module``, differentiable and batched.
+    ``forward(images, rois=None)``: ``images`` ``(N, 3, H, W)``; ``rois`` optional ``(N, 4)``
+    boxes ``(x1, y1, x2, y2)`` in pixels or ``(N, 5)`` with an angle in radians. Returns the
+    warped images; attribute ``output_size`` ((H, W)). ``restore(warped, rois=None,
+    size=None)`` is the inverse.
+
+evaluator
+    ``factory(options, *, data_root: Path | None, **runtime) -> callable``.
+    ``evaluate(embedder: Embedder, context: EvalContext) -> dict[str, float]``: a flat dict of
+    metric name -> float (the core prefixes nothing; use distinct names such as
+    ``"lfw/accuracy"``). Artifacts (scores, plots, JSON) go under ``context.out_dir``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What evaluators receive: a model in eval mode with batching, flip test and precision
+    handled by the core.
+
+    Images are ``uint8`` arrays ``(N, H, W, 3)`` in RGB (any H, W: the embedder resizes to
+    its ``image_size`` when they differ). Calls may be made per chunk; the embedder batches.
+    """
+
+    embedding_size: int
+    image_size: int
+    flip: bool
+
+    def views(self, images: np.ndarray) -> np.ndarray:
+        """Raw embeddings ``(V, N, D)`` float32: V = 2 (original, mirrored) with flip test, else 1."""
+        ...
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``(N, D)`` float32: the sum of the views (flip-summed), not normalised."""
+        ...
+
+
+@dataclasses.dataclass
+class EvalContext:
+    """Where an evaluator writes, and run-time facts it may use."""
+
+    out_dir: Path
+    name: str
+    device: str = "cpu"
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)

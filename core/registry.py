@@ -1,0 +1,149 @@
+"""One registry per component kind (backbones, heads, warps, evaluators).
+
+Plugins fill registries through their registration hooks::
+
+    @facebone.hookimpl
+    def facebone_backbones(registry):
+        registry.add("mynet", build_mynet, options=MyNetOptions, summary="My backbone")
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Any, Callable, Iterator
+
+from facebone.errors import PluginError
+from facebone.options import check_options_class, suggest
+
+KINDS = ("backbone", "head", "warp", "evaluator")
+"""Component kinds, singular. The CLI also accepts plurals ('backbones')."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """Who registered a component: the entry point's name and its distribution."""
+
+    plugin: str
+    module: str
+    dist: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.dist} {self.version} (plugin '{self.plugin}')"
+
+
+BUILTIN_TEST_PROVIDER = Provider("local", "local", "local", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """A registered component: its name, factory, options class and one-line summary."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    options: type | None
+    summary: str
+    provider: Provider
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.provider.dist}:{self.name}"
+
+
+def normalise_kind(kind: str) -> str:
+    """'backbones' -> 'backbone'; raise PluginError for an unknown kind."""
+    k = kind.lower().rstrip("s") if kind.lower() not in KINDS else kind.lower()
+    if k not in KINDS:
+        raise PluginError(f"unknown component kind '{kind}'{suggest(kind, KINDS)}; kinds: {', '.join(KINDS)}")
+    return k
+
+
+class Registry:
+    """Components of one kind, by name. ``add`` is the plugin-author API."""
+
+    def __init__(self, kind: str):
+        self.kind = normalise_kind(kind)
+        self._components: dict[str, list[Component]] = {}
+        self._provider: Provider = BUILTIN_TEST_PROVIDER
+        self._pending: list[Component] | None = None
+        self.failures: list[Any] = []  # set by the plugin manager: failed plugins, for messages
+
+    # -- plugin-author API ---------------------------------------------------------------
+    def add(self, name: str, factory: Callable[..., Any], *, options: type | None = None, summary: str) -> None:
+        """Register component ``name``.
+
+        ``factory(options, **runtime)`` builds it; ``options`` is a frozen keyword-only
+        dataclass (or None when it takes none); ``summary`` is one line for `facebone list`.
+        """
+        if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+            raise PluginError(f"{self.kind} name {name!r} is invalid (a non-empty string without ':')")
+        if not callable(factory):
+            raise PluginError(f"{self.kind} '{name}': factory {factory!r} is not callable")
+        if options is not None:
+            try:
+                check_options_class(options)
+            except TypeError as exc:
+                raise PluginError(f"{self.kind} '{name}': {exc}") from None
+        if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
+            raise PluginError(f"{self.kind} '{name}': summary must be one non-empty line")
+        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider)
+        if self._pending is not None:
+            self._pending.append(comp)
+        else:
+            self._commit([comp])
+
+    # -- core API ------------------------------------------------------------------------
+    def _commit(self, comps: list[Component]) -> None:
+        for comp in comps:
+            self._components.setdefault(comp.name, []).append(comp)
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Registered names, sorted, optionally filtered by a wildcard pattern ('iresnet*')."""
+        names = sorted(self._components)
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        return names
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except PluginError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[Component]:
+        for name in self.names():
+            yield from self._components[name]
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def get(self, name: str) -> Component:
+        """The component called ``name`` (or ``dist:name``); PluginError if missing or ambiguous."""
+        dist = None
+        if ":" in name:
+            dist, name = name.split(":", 1)
+        found = self._components.get(name, [])
+        if dist is not None:
+            found = [c for c in found if c.provider.dist == dist]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            providers = " and ".join(str(c.provider) for c in found)
+            options = ", ".join(repr(c.qualified_name) for c in found)
+            raise PluginError(f"{self.kind} '{name}' is provided by both {providers}; pick one with {options}")
+        message = f"unknown {self.kind} '{name if dist is None else dist + ':' + name}'{suggest(name, self._components)}"
+        message += f"; see `facebone list {self.kind}s`"
+        if self.failures:
+            broken = "; ".join(f"{f.provider} failed to load: {f.error}" for f in self.failures)
+            message += f". Note: {broken}"
+        return self._raise(message)
+
+    @staticmethod
+    def _raise(message: str) -> Component:
+        raise PluginError(message)
+
+    def duplicates(self) -> dict[str, list[Component]]:
+        """Names that more than one plugin registered."""
+        return {n: cs for n, cs in self._components.items() if len(cs) > 1}
