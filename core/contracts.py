@@ -9,9 +9,8 @@ backbone
     ``factory(options, *, embedding_size: int, image_size: int, **runtime) -> nn.Module``.
     The module has attributes ``embedding_size`` (D) and ``input_size`` ((H, W) it expects).
     ``forward(x)``: ``x`` is ``(N, 3, H, W)`` float RGB in [-1, 1]; returns ``(N, D)``, the raw
-    (not normalised) embedding. A backbone may define ``validate_experiment(config) -> list[str]``
-    (a staticmethod-like callable set on the factory as ``factory.validate``) to refuse
-    combinations at validation time; see :func:`facebone.config.validate`.
+    (not normalised) embedding. Any component may pass ``check=`` to ``registry.add`` to refuse
+    combinations at validation time (e.g. a backbone that only works behind one warp).
 
 head
     ``factory(options, **runtime) -> nn.Module``. ``forward(cosine, labels, norms=None)``:

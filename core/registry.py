@@ -45,6 +45,7 @@ class Component:
     options: type | None
     summary: str
     provider: Provider
+    check: Callable[[Any, dict], list[str]] | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -70,11 +71,15 @@ class Registry:
         self.failures: list[Any] = []  # set by the plugin manager: failed plugins, for messages
 
     # -- plugin-author API ---------------------------------------------------------------
-    def add(self, name: str, factory: Callable[..., Any], *, options: type | None = None, summary: str) -> None:
+    def add(self, name: str, factory: Callable[..., Any], *, options: type | None = None, summary: str,
+            check: Callable[[Any, dict], list[str]] | None = None) -> None:
         """Register component ``name``.
 
         ``factory(options, **runtime)`` builds it; ``options`` is a frozen keyword-only
         dataclass (or None when it takes none); ``summary`` is one line for `facebone list`.
+        ``check(options, experiment)``, if given, is called at validation time with the
+        validated options and the whole experiment (a dict of TOML tables, defaults filled)
+        and returns a list of problems (e.g. a backbone that needs a particular warp).
         """
         if not isinstance(name, str) or not name or ":" in name or name != name.strip():
             raise PluginError(f"{self.kind} name {name!r} is invalid (a non-empty string without ':')")
@@ -87,7 +92,7 @@ class Registry:
                 raise PluginError(f"{self.kind} '{name}': {exc}") from None
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise PluginError(f"{self.kind} '{name}': summary must be one non-empty line")
-        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider)
+        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider, check)
         if self._pending is not None:
             self._pending.append(comp)
         else:
