@@ -1,0 +1,63 @@
+"""Checkpoints in safetensors, written atomically, with facebone metadata."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facebone.errors import DataError
+from facebone.io import atomic_write
+
+
+def save_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], metadata: dict[str, Any]) -> Path:
+    """Save the state dicts of ``modules`` (keys prefixed ``name.``) to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"{prefix}.{key}"] = value.detach().to("cpu").contiguous()
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    meta["format"] = "facebone"
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors checkpoint; DataError if it is missing or corrupt."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise DataError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+    return tensors, metadata
+
+
+def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: str) -> None:
+    """Load the ``prefix.*`` tensors into ``module`` strictly; DataError listing any mismatch."""
+    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {prefix}.{missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {prefix}.{unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {prefix}.{k}: checkpoint "
+                         f"{tuple(state[k].shape)}, model {tuple(own[k].shape)})")
+        raise DataError(f"{source}: checkpoint does not match the experiment's {prefix}: " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,61 @@
+"""`facebone run EXP.toml`: train, then evaluate."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facebone.errors import DataError
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                        help="override a key (value parsed as TOML; repeatable), e.g. --set train.lr=0.05")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train an experiment, then evaluate it",
+                       description="Train the experiment, then run its [[eval]] evaluators. Writes a new run "
+                                   "directory under [experiment] output_dir.")
+    p.add_argument("experiment", help="experiment TOML file")
+    add_set_argument(p)
+    p.add_argument("--overwrite", action="store_true", help="reuse the run directory of the same name, deleting it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def log(message: str) -> None:
+    print(f"[facebone] {message}", file=sys.stderr, flush=True)
+
+
+def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
+    """Generate the synthetic data set of a ``[data.synth]`` table (reused when it exists)."""
+    if exp.synth is None:
+        return
+    from dataclasses import asdict
+
+    from facebone.data.synth import generate_synthetic
+
+    info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
+    log(f"synthetic data in {exp.data.train}: {info}")
+    if not Path(exp.data.train).exists():
+        raise DataError(f"{exp.data.train}: synthetic data was not generated")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebone.config import load_experiment
+    from facebone.discovery import get_plugins
+    from facebone.evaluate import format_metrics_table
+    from facebone.rundir import new_run_dir, write_run_files
+    from facebone.train import Trainer
+
+    plugins = get_plugins()
+    exp = load_experiment(args.experiment, args.overrides, plugins=plugins)
+    prepare_data(exp)
+    run_dir = new_run_dir(exp.experiment.output_dir, exp.name, overwrite=args.overwrite)
+    write_run_files(run_dir, exp, args.overrides, plugins)
+    log(f"run directory: {run_dir}")
+    metrics = Trainer(exp, run_dir, log=log, progress=not args.no_progress).fit()
+    print(format_metrics_table(metrics))
+    print(f"results: {run_dir / 'results.json'}")
+    return 0

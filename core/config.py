@@ -1,0 +1,289 @@
+"""Experiment files: load, override, validate strictly, resolve.
+
+Validation happens before anything is built and reports every problem in the file at once,
+each naming the file, the table and the key, with the closest valid name where one exists.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from facebone import tomlio
+from facebone.discovery import Plugins, get_plugins
+from facebone.errors import ConfigError, PluginError
+from facebone.options import build_options, options_to_dict, suggest
+from facebone.registry import Component
+from facebone.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
+
+CORE_COMPONENT_KEYS = {"backbone": {"embedding_size": 512}, "eval": {"name": ""}}
+"""Keys the core reads from component tables, with their defaults."""
+
+
+@dataclasses.dataclass
+class ComponentSpec:
+    """A component table, validated: the component, its options, and the core's keys."""
+
+    table: str
+    type: str
+    component: Component
+    options: Any
+    core: dict[str, Any]
+
+    def resolved(self) -> dict[str, Any]:
+        return {"type": self.type, **self.core, **options_to_dict(self.options)}
+
+    def build(self, **runtime: Any) -> Any:
+        """Call the component's factory with its options and the run-time values."""
+        return self.component.factory(self.options, **runtime)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A validated experiment: every table as a typed object, defaults filled in."""
+
+    source: str
+    given: dict[str, Any]
+    experiment: Any
+    data: Any
+    synth: SynthTable | None
+    train: Any
+    embed: Any
+    backbone: ComponentSpec
+    warp: ComponentSpec
+    head: ComponentSpec
+    evals: list[ComponentSpec]
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    @property
+    def embedding_size(self) -> int:
+        return int(self.backbone.core["embedding_size"])
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.data.train)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every table with every default filled in; runnable again as it is."""
+        data = options_to_dict(self.data)
+        if self.synth is not None:
+            data["synth"] = options_to_dict(self.synth)
+        out: dict[str, Any] = {
+            "experiment": options_to_dict(self.experiment),
+            "data": data,
+            "backbone": self.backbone.resolved(),
+            "warp": self.warp.resolved(),
+            "head": self.head.resolved(),
+            "train": options_to_dict(self.train),
+            "embed": options_to_dict(self.embed),
+        }
+        if self.evals:
+            out["eval"] = [e.resolved() for e in self.evals]
+        return out
+
+
+# -- loading -----------------------------------------------------------------------------
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse a TOML file; ConfigError naming the file and line on a syntax error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: experiment file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected an experiment .toml file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return tomlio.loads(text)
+    except tomlio.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
+    """Apply ``table.key=value`` overrides (value parsed as TOML, else taken as a string).
+
+    ``eval.N.key`` addresses the N-th ``[[eval]]`` table (from 0).
+    """
+    raw = copy.deepcopy(raw)
+    problems = []
+    for item in overrides:
+        if "=" not in item:
+            problems.append(f"--set {item!r}: expected table.key=value")
+            continue
+        dotted, text = item.split("=", 1)
+        parts = [p.strip() for p in dotted.strip().split(".")]
+        if len(parts) < 2 or not all(parts):
+            problems.append(f"--set {item!r}: expected table.key=value (e.g. train.lr=0.05)")
+            continue
+        try:
+            value = tomlio.loads(f"v = {text}")["v"]
+        except tomlio.TOMLDecodeError:
+            value = text
+        node: Any = raw
+        ok = True
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    problems.append(f"--set {item!r}: '{'.'.join(parts[:i])}' has {len(node)} entries; "
+                                    f"'{part}' is not a valid index")
+                    ok = False
+                    break
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                problems.append(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a table")
+                ok = False
+                break
+        if ok:
+            if isinstance(node, list):
+                problems.append(f"--set {item!r}: '{'.'.join(parts[:-1])}' is a list of tables; "
+                                f"address one as {parts[0]}.0.{parts[-1]}")
+            else:
+                node[parts[-1]] = value
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return raw
+
+
+def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = (), *, plugins: Plugins | None = None,
+                    check_paths: bool = True) -> Experiment:
+    """Read, override and validate an experiment file; ConfigError lists every problem."""
+    raw = read_toml(path)
+    raw = apply_overrides(raw, overrides, str(path))
+    return validate(raw, source=str(path), default_name=Path(path).stem, plugins=plugins, check_paths=check_paths)
+
+
+# -- validation --------------------------------------------------------------------------
+
+def _where(source: str, table: str) -> str:
+    return f"{source} [{table}]"
+
+
+def _component(table: str, value: Any, source: str, plugins: Plugins, problems: list[str],
+               index: int | None = None) -> ComponentSpec | None:
+    kind = COMPONENT_TABLES[table]
+    where = _where(source, table) if index is None else f"{source} [[{table}]] #{index + 1}"
+    if not isinstance(value, dict):
+        problems.append(f"{where}: expected a table, got {type(value).__name__}")
+        return None
+    value = dict(value)
+    type_name = value.pop("type", DEFAULT_TYPES.get(table))
+    if type_name is None:
+        problems.append(f"{where}: missing key 'type' (the {kind} to use; see `facebone list {kind}s`)")
+        return None
+    if not isinstance(type_name, str):
+        problems.append(f"{where}: key 'type' expects a string naming a {kind}, got {type_name!r}")
+        return None
+    try:
+        component = plugins.get(kind, type_name)
+    except PluginError as exc:
+        problems.append(f"{where}: key 'type': {exc}")
+        return None
+    core = dict(CORE_COMPONENT_KEYS.get(table, {}))
+    for key in list(core):
+        if key in value:
+            v = value.pop(key)
+            expected = type(core[key])
+            if type(v) is not expected:
+                problems.append(f"{where}: key '{key}' expects {expected.__name__}, got {v!r}")
+            else:
+                core[key] = v
+    if table == "backbone" and core["embedding_size"] <= 0:
+        problems.append(f"{where}: key 'embedding_size' must be positive, got {core['embedding_size']}")
+    if table == "eval" and not core["name"]:
+        core["name"] = type_name
+    options, opt_problems = build_options(component.options, value, f"{where} ({kind} '{type_name}')")
+    problems.extend(opt_problems)
+    if opt_problems:
+        return None
+    return ComponentSpec(table, type_name, component, options, core)
+
+
+def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name: str = "experiment",
+             plugins: Plugins | None = None, check_paths: bool = True) -> Experiment:
+    """Validate parsed TOML; return an :class:`Experiment` or raise ConfigError with every problem."""
+    plugins = plugins or get_plugins()
+    problems: list[str] = []
+    known = list(CORE_TABLES) + list(COMPONENT_TABLES)
+    for table in raw:
+        if table not in known:
+            problems.append(f"{source}: unknown table [{table}]{suggest(table, known)}; "
+                            f"tables: {', '.join('[' + t + ']' for t in known)}")
+
+    tables: dict[str, Any] = {}
+    synth = None
+    for table, cls in CORE_TABLES.items():
+        value = raw.get(table, {})
+        if not isinstance(value, dict):
+            problems.append(f"{_where(source, table)}: expected a table, got {type(value).__name__}")
+            continue
+        value = dict(value)
+        if table == "data" and "synth" in value:
+            synth_value = value.pop("synth")
+            if not isinstance(synth_value, dict):
+                problems.append(f"{_where(source, 'data.synth')}: expected a table")
+            else:
+                synth, p = build_options(SynthTable, synth_value, _where(source, "data.synth"))
+                problems.extend(p)
+        if table == "experiment" and "name" not in value:
+            value["name"] = default_name
+        if table == "data" and "train" not in value:
+            problems.append(f"{_where(source, 'data')}: missing required key 'train' (RecordIO directory "
+                            "with train.rec/train.idx, or an image folder)")
+            continue
+        instance, p = build_options(cls, value, _where(source, table))
+        problems.extend(p)
+        tables[table] = instance
+
+    specs: dict[str, Any] = {}
+    for table in ("backbone", "warp", "head"):
+        if table not in raw and table not in DEFAULT_TYPES:
+            problems.append(f"{source}: missing table [{table}] (with type = one of `facebone list {table}s`)")
+            continue
+        specs[table] = _component(table, raw.get(table, {}), source, plugins, problems)
+    evals_raw = raw.get("eval", [])
+    if isinstance(evals_raw, dict):
+        evals_raw = [evals_raw]
+    evals: list[ComponentSpec] = []
+    if not isinstance(evals_raw, list):
+        problems.append(f"{source} [[eval]]: expected a list of tables")
+        evals_raw = []
+    for i, item in enumerate(evals_raw):
+        spec = _component("eval", item, source, plugins, problems, index=i)
+        if spec is not None:
+            evals.append(spec)
+    names = [e.core["name"] for e in evals]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{source} [[eval]]: two evaluators are named '{name}'; give each a distinct key 'name'")
+
+    data = tables.get("data")
+    if data is not None and check_paths:
+        train = Path(data.train).expanduser()
+        if not train.exists() and synth is None:
+            problems.append(f"{_where(source, 'data')}: key 'train': path '{data.train}' does not exist "
+                            "(add a [data.synth] table to generate synthetic data there)")
+    if problems:
+        raise ConfigError(problems)
+
+    exp = Experiment(source=source, given=raw, experiment=tables["experiment"], data=tables["data"], synth=synth,
+                     train=tables["train"], embed=tables["embed"], backbone=specs["backbone"], warp=specs["warp"],
+                     head=specs["head"], evals=evals)
+    exp.data = dataclasses.replace(exp.data, train=str(Path(exp.data.train).expanduser().resolve()))
+    exp.experiment = dataclasses.replace(
+        exp.experiment, output_dir=str(Path(exp.experiment.output_dir).expanduser().resolve()))
+    resolved = exp.resolved()
+    for spec in [exp.backbone, exp.warp, exp.head, *exp.evals]:
+        if spec.component.check is not None:
+            for problem in spec.component.check(spec.options, resolved) or []:
+                problems.append(f"{source} [{spec.table}] ({spec.component.kind} '{spec.type}'): {problem}")
+    if problems:
+        raise ConfigError(problems)
+    return exp

@@ -1,0 +1,81 @@
+"""The embedder evaluators receive: eval mode, batching, flip test, precision."""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facebone.errors import DataError
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for ``precision`` ('fp32' means none); fp16 is refused on CPU."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if device.type == "cpu" and dtype == torch.float16:
+        raise DataError("precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` RGB -> float ``(N, 3, size, size)`` in [-1, 1]."""
+    tensor = torch.as_tensor(images)
+    if tensor.ndim != 4 or tensor.shape[-1] != 3:
+        raise DataError(f"embedder expects uint8 images (N, H, W, 3), got shape {tuple(tensor.shape)}")
+    x = tensor.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+class Embedder:
+    """Embeds uint8 RGB images with a model in eval mode (see :class:`facebone.contracts.Embedder`)."""
+
+    def __init__(self, model: nn.Module, *, image_size: int, batch_size: int = 64, flip: bool = True,
+                 precision: str = "fp32", channels_last: bool = False, device: str | torch.device = "cpu"):
+        self.model = model
+        self.image_size = int(image_size)
+        self.embedding_size = int(model.embedding_size)
+        self.batch_size = int(batch_size)
+        self.flip = bool(flip)
+        self.precision = precision
+        self.channels_last = channels_last
+        self.device = torch.device(device)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _batches(self, images: np.ndarray) -> Iterator[torch.Tensor]:
+        for start in range(0, len(images), self.batch_size):
+            yield images_to_tensor(images[start:start + self.batch_size], self.image_size)
+
+    @torch.no_grad()
+    def views(self, images: np.ndarray) -> np.ndarray:
+        """Raw embeddings ``(V, N, D)``: V = 2 (original, mirrored) with flip test, else 1."""
+        was_training = self.model.training
+        self.model.eval()
+        n_views = 2 if self.flip else 1
+        out = np.empty((n_views, len(images), self.embedding_size), dtype=np.float32)
+        try:
+            start = 0
+            for batch in self._batches(images):
+                batch = batch.to(self.device, non_blocking=True)
+                if self.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                inputs = torch.cat([batch, torch.flip(batch, dims=[3])]) if self.flip else batch
+                with autocast_context(self.device, self.precision):
+                    emb = self.model(inputs)
+                emb = emb.float().cpu().numpy().reshape(n_views, len(batch), -1)
+                out[:, start:start + len(batch)] = emb
+                start += len(batch)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Flip-summed embeddings ``(N, D)`` (not normalised)."""
+        return self.views(images).sum(axis=0)

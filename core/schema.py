@@ -1,0 +1,86 @@
+"""The core's own experiment tables, declared like component options."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from facebone.options import option
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExperimentTable:
+    name: str = option("", "run name (default: the experiment file's name)")
+    seed: int = option(2048, "random seed for weights, data order and augmentation")
+    output_dir: str = option("runs", "directory under which run directories are created")
+    description: str = option("", "free text kept with the run")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SynthTable:
+    identities: int = option(300, "training identities to generate")
+    images_per_identity: int = option(40, "images per identity")
+    holdout_identities: int = option(100, "identities held out of training for the verification pairs")
+    pairs: int = option(1000, "verification pairs (half same identity, half different)")
+    seed: int = option(0, "seed of the generator")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataTable:
+    train: str = option(help="training data: RecordIO directory (train.rec/.idx) or image folder")
+    image_size: int = option(112, "side of the square network input in pixels")
+    hflip: bool = option(True, "random horizontal flip during training")
+    num_workers: int = option(0, "DataLoader worker processes (0: load in the main process)")
+    skip_corrupt: bool = option(False, "skip unreadable records (counted and reported) instead of failing")
+
+    def __post_init__(self) -> None:
+        if self.image_size <= 0:
+            raise ValueError(f"key 'image_size' must be positive, got {self.image_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"key 'num_workers' must be >= 0, got {self.num_workers}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainTable:
+    batch_size: int = option(128, "samples per optimisation step")
+    epochs: int = option(20, "passes over the training data")
+    max_steps: int = option(0, "stop after this many steps (0: run all epochs)")
+    optimizer: Literal["sgd", "adamw"] = option("sgd", "optimiser")
+    lr: float = option(0.1, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(5e-4, "weight decay")
+    warmup_epochs: float = option(0.0, "linear warm-up length in epochs")
+    lr_power: float = option(2.0, "power of the polynomial decay after warm-up")
+    grad_clip: float = option(5.0, "clip the global gradient norm to this (0: no clipping)")
+    precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision (fp16 on CUDA only)")
+    checkpoint_every: int = option(0, "also save a checkpoint every N steps (0: only at the end)")
+    eval_every: int = option(0, "run the evaluators every N steps during training (0: only at the end)")
+    log_every: int = option(10, "log loss and learning rate to TensorBoard every N steps")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train (auto: CUDA if available)")
+    deterministic: bool = option(True, "deterministic algorithms (bit-identical reruns on CPU)")
+    num_threads: int = option(0, "CPU threads for torch (0: torch's default)")
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "epochs"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ValueError(f"key 'lr' must be positive, got {self.lr}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EmbedTable:
+    batch_size: int = option(64, "images per forward pass when embedding")
+    flip: bool = option(True, "flip test: add the embedding of the mirrored image")
+    precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision for embedding")
+    channels_last: bool = option(False, "channels-last memory format (faster on many CPUs and GPUs)")
+
+
+CORE_TABLES = {
+    "experiment": ExperimentTable,
+    "data": DataTable,
+    "train": TrainTable,
+    "embed": EmbedTable,
+}
+COMPONENT_TABLES = {"backbone": "backbone", "warp": "warp", "head": "head", "eval": "evaluator"}
+DEFAULT_TYPES = {"warp": "cartesian", "head": "arcface"}
+"""Component tables that may be left out, and the type they then get."""

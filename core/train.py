@@ -1,0 +1,183 @@
+"""The single-process trainer: warp -> backbone -> classifier -> margin head -> cross-entropy."""
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facebone import __version__
+from facebone.checkpoint import save_checkpoint
+from facebone.embed import autocast_context
+from facebone.errors import ConfigError
+from facebone.evaluate import run_evaluators
+from facebone.model import Classifier, FaceModel, build_model
+from facebone.progress import Progress
+from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT
+
+
+def resolve_device(choice: str) -> torch.device:
+    """'auto' -> CUDA if available else CPU; 'cuda' without CUDA is a user error."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("[train] device = 'cuda' but CUDA is not available on this machine; use 'auto' or 'cpu'")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; make CPU (and cuDNN) algorithms deterministic if asked."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def warmup_poly_lambda(warmup_steps: int, total_steps: int, power: float) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up to 1, then (1 - progress) ** power down to 0."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return (1.0 - progress) ** power
+
+    return factor
+
+
+def make_optimizer(params: list[nn.Parameter], train: Any) -> torch.optim.Optimizer:
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+
+
+class Trainer:
+    """Trains an experiment's model into ``run_dir``; :meth:`fit` returns the final metrics."""
+
+    def __init__(self, exp: Any, run_dir: Path, *, log: Callable[[str], None] = print, progress: bool = True):
+        self.exp = exp
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.show_progress = progress
+        self.device = resolve_device(exp.train.device)
+        if exp.train.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("[train] precision = 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        if exp.train.num_threads > 0:
+            torch.set_num_threads(exp.train.num_threads)
+
+    def _data(self) -> tuple[Any, Any]:
+        from facebone.data import make_loader, open_training_set
+
+        exp = self.exp
+        dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
+                                    skip_corrupt=exp.data.skip_corrupt)
+        if len(dataset) < exp.train.batch_size:
+            raise ConfigError(f"{exp.source} [train] batch_size: {exp.train.batch_size} is larger than the "
+                              f"{len(dataset)} training images in {exp.data.train}")
+        loader = make_loader(dataset, batch_size=exp.train.batch_size, shuffle=True,
+                             num_workers=exp.data.num_workers, seed=exp.experiment.seed, drop_last=True,
+                             pin_memory=self.device.type == "cuda")
+        return dataset, loader
+
+    def fit(self) -> dict[str, float]:
+        exp, train = self.exp, self.exp.train
+        seed_everything(exp.experiment.seed, train.deterministic)
+        dataset, loader = self._data()
+        model = build_model(exp).to(self.device)
+        classifier = Classifier(dataset.num_classes, exp.embedding_size).to(self.device)
+        head = exp.head.build(num_classes=dataset.num_classes).to(self.device)
+        params = [p for m in (model, classifier, head) for p in m.parameters() if p.requires_grad]
+        optimizer = make_optimizer(params, train)
+        steps_per_epoch = len(loader)
+        total = steps_per_epoch * train.epochs
+        if train.max_steps > 0:
+            total = min(total, train.max_steps)
+        warmup = int(round(train.warmup_epochs * steps_per_epoch))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_poly_lambda(warmup, total, train.lr_power))
+        scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) "
+                 f"on {len(dataset)} images of {dataset.num_classes} identities, {total} steps "
+                 f"of {train.batch_size} on {self.device} ({train.precision})")
+        step = 0
+        metrics: dict[str, float] = {}
+        modules = {"model": model, "classifier": classifier, "head": head}
+        model.train()
+        progress = Progress(total * train.batch_size, "train", unit="samples", enabled=self.show_progress)
+        try:
+            epoch = 0
+            while step < total:
+                if hasattr(loader.sampler, "set_epoch"):
+                    loader.sampler.set_epoch(epoch)
+                for images, labels in loader:
+                    loss = self._step(model, classifier, head, optimizer, scaler, images, labels)
+                    scheduler.step()
+                    step += 1
+                    lr = optimizer.param_groups[0]["lr"]
+                    progress.update(len(labels), loss=loss, lr=lr, epoch=epoch)
+                    if not math.isfinite(loss):
+                        raise ConfigError(f"training diverged at step {step} (loss {loss}); lower [train] lr "
+                                          "or raise warmup_epochs")
+                    if step % train.log_every == 0 or step == total:
+                        writer.add_scalar("train/loss", loss, step)
+                        writer.add_scalar("train/lr", lr, step)
+                        writer.add_scalar("train/samples_per_s", progress.rate, step)
+                    if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
+                        self._save(modules, step, epoch, f"step_{step:07d}.safetensors", dataset.num_classes)
+                    if train.eval_every and step % train.eval_every == 0 and step < total:
+                        metrics = self._evaluate(model, step, None, writer)
+                    if step >= total:
+                        break
+                epoch += 1
+            if hasattr(dataset, "corrupt_count") and dataset.corrupt_count:
+                self.log(f"skipped {dataset.corrupt_count} corrupt records")
+        finally:
+            progress.close()
+        path = self._save(modules, step, epoch, LAST_CHECKPOINT, dataset.num_classes)
+        metrics = self._evaluate(model, step, str(path.relative_to(self.run_dir)), writer)
+        writer.close()
+        return metrics
+
+    def _step(self, model: FaceModel, classifier: Classifier, head: nn.Module, optimizer: torch.optim.Optimizer,
+              scaler: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True).long()
+        with autocast_context(self.device, self.exp.train.precision):
+            embeddings = model(images)
+        cosine, norms = classifier(embeddings.float())
+        logits = head(cosine, labels, norms)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.exp.train.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, self.exp.train.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        return float(loss.detach())
+
+    def _save(self, modules: dict[str, nn.Module], step: int, epoch: int, name: str, num_classes: int) -> Path:
+        meta = {"step": step, "epoch": epoch, "experiment": self.exp.name, "facebone": __version__,
+                "backbone": self.exp.backbone.type, "num_classes": num_classes,
+                "embedding_size": self.exp.embedding_size, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return save_checkpoint(self.run_dir / CHECKPOINTS / name, modules, meta)
+
+    def _evaluate(self, model: nn.Module, step: int, checkpoint: str | None, writer: Any) -> dict[str, float]:
+        metrics = run_evaluators(self.exp, model, self.run_dir, self.device, step=step, checkpoint=checkpoint,
+                                 log=self.log)
+        for key, value in metrics.items():
+            writer.add_scalar(f"eval/{key}", value, step)
+        model.train()
+        return metrics
