@@ -71,8 +71,8 @@ def _dist_of(ep: Any) -> tuple[str, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def load_plugins(entry_points: Iterable[Any] | None = None) -> Plugins:
