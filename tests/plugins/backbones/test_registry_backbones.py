@@ -1,0 +1,81 @@
+"""Registry-driven contract tests: every backbone any installed plugin registers.
+
+A new backbone is tested here without writing a test. Nets heavier than ``FAST_GFLOPS`` at
+112x112 (forward multiply-accumulates per image, measured once) run under ``-m slow``.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from facebone.discovery import load_plugins
+
+SLOW = {"iresnet100", "iresnet200"}  # > 10 GMACs per image: seconds per step on a shared CPU
+
+
+def _backbone_names() -> list[str]:
+    return load_plugins().registry("backbone").names()
+
+
+def _params() -> list:  # type: ignore[type-arg]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in _backbone_names()]
+
+
+def build(name: str, embedding_size: int = 512, image_size: int = 112) -> torch.nn.Module:
+    comp = load_plugins().registry("backbone").get(name)
+    options = comp.options() if comp.options is not None else None
+    return comp.factory(options, embedding_size=embedding_size, image_size=image_size)
+
+
+def test_registry_has_the_builtin_backbones() -> None:
+    names = _backbone_names()
+    for n in ("iresnet18", "iresnet34", "iresnet50", "iresnet100", "iresnet200"):
+        assert n in names
+
+
+def calibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Set BN running statistics from ``x`` (fresh deep nets overflow in eval mode otherwise)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        model.train()(x)
+
+
+@pytest.mark.parametrize("name", _params())
+def test_backbone_contract_forward_backward(name: str) -> None:
+    torch.manual_seed(0)
+    model = build(name)
+    assert isinstance(model, torch.nn.Module)
+    assert model.embedding_size == 512
+    assert tuple(model.input_size) == (112, 112)
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    out = model.train()(x)
+    assert out.shape == (2, 512)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    out.square().mean().backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    missing = [n for n, p in trainable if p.grad is None]
+    assert not missing, f"no gradient for {missing[:5]}"
+    calibrate_batchnorm(model, x)
+    with torch.no_grad():
+        model.eval()
+        a, b = model(x), model(x[:1])
+    assert torch.isfinite(a).all()
+    scale = a.abs().max().item()  # untrained nets can have large outputs: compare relative to it
+    torch.testing.assert_close(a[:1], b, rtol=1e-3, atol=1e-4 * scale)  # eval: samples independent
+
+
+@pytest.mark.parametrize("name", _params())
+def test_backbone_honours_embedding_size(name: str) -> None:
+    comp = load_plugins().registry("backbone").get(name)
+    if comp.options is not None:
+        assert dataclasses.is_dataclass(comp.options)
+    model = build(name, embedding_size=128).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 112, 112)).shape == (1, 128)
+    assert model.embedding_size == 128
