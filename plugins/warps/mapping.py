@@ -94,7 +94,10 @@ def source_to_local(points: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
 # -- per-warp: warped pixel coordinates <-> local coordinates -------------------------------
 
 def _atanh(u: torch.Tensor) -> torch.Tensor:
-    return torch.atanh(u.clamp(-_MAX_TANH, _MAX_TANH))
+    u = u.clamp(-_MAX_TANH, _MAX_TANH)
+    if torch.onnx.is_in_onnx_export():  # ONNX has no exporter for aten::atanh
+        return 0.5 * torch.log((1 + u) / (1 - u))
+    return torch.atanh(u)
 
 
 def _ellipse_axes(rois: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
