@@ -18,9 +18,10 @@ def _torchvision_decode(data: bytes) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # non-writable buffer: we never write to it
+        # non-writable buffer (never written to); torchvision 0.29's deprecation notice
+        warnings.simplefilter("ignore")
         raw = torch.frombuffer(data, dtype=torch.uint8)
-    return decode_image(raw, mode=ImageReadMode.RGB)
+        return decode_image(raw, mode=ImageReadMode.RGB)
 
 
 def _pil_decode(data: bytes) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from itertools import groupby
 from pathlib import Path
 from typing import Iterable
@@ -60,6 +61,9 @@ def read_property(path: Path) -> tuple[int, tuple[int, int]] | None:
     except (ValueError, IndexError):
         raise DataError(f"{path}: expected 'num_classes,H,W' on the first line, got {first[:1]!r}") from None
     return c, (h, w)
+
+
+_FLAG = struct.Struct("<I")
 
 
 class Pack:
@@ -156,7 +160,12 @@ class Pack:
 
     def image_bytes(self, i: int) -> bytes:
         """Encoded image bytes of image ``i``."""
-        return self.record(i)[1]
+        rec = self.reader.read_at(int(self.offsets[i]), key=int(self.keys[i]))
+        if len(rec) >= IR_SIZE:
+            flag = _FLAG.unpack_from(rec, 0)[0]
+            if len(rec) >= IR_SIZE + 4 * flag:
+                return rec[IR_SIZE + 4 * flag:]
+        return self.record(i)[1]  # reports the problem
 
     def where(self, i: int) -> str:
         """'FILE: record key K at byte offset O' for messages."""

@@ -31,6 +31,7 @@ IR_FORMAT = "<IfQQ"
 IR_SIZE = struct.calcsize(IR_FORMAT)  # 24
 MAX_RECORD = (1 << 29) - 1
 _LREC = struct.Struct("<II")
+_getpid = os.getpid
 
 
 # -- image header ----------------------------------------------------------------------
@@ -242,9 +243,13 @@ class RecordReader:
 
     def read_at(self, offset: int, *, key: Any = None) -> bytes:
         """The record starting at byte ``offset`` (parts joined, magic re-inserted)."""
-        buf = self._buffer()
-        where = f"{self.path}: record" + (f" key {key}" if key is not None else "") + f" at byte offset {offset}"
+        buf = self._mm if self._pid == _getpid() else self._buffer()
         pos = int(offset)
+        if pos + 8 <= self.size:  # fast path: one whole record
+            magic, lrec = _LREC.unpack_from(buf, pos)
+            if magic == MAGIC and lrec >> 29 == 0 and pos + 8 + (lrec & MAX_RECORD) <= self.size:
+                return buf[pos + 8:pos + 8 + lrec]
+        where = f"{self.path}: record" + (f" key {key}" if key is not None else "") + f" at byte offset {offset}"
         parts: list[bytes] = []
         while True:
             if pos + 8 > self.size:

@@ -22,7 +22,7 @@ import numpy as np
 
 from facebone.errors import DataError
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2
 _CHUNK = 512
 
 
@@ -53,7 +53,7 @@ def sample_identities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]
         "tex_k": rng.uniform(3.0, 11.0, (n, 3)).astype(np.float32),
         "tex_dir": rng.uniform(0, np.pi, (n, 3)).astype(np.float32),
         "tex_phase": rng.uniform(0, 2 * np.pi, (n, 3)).astype(np.float32),
-        "tex_amp": rng.uniform(0.04, 0.12, (n, 3)).astype(np.float32),
+        "tex_amp": rng.uniform(0.06, 0.16, (n, 3)).astype(np.float32),
         "mole_xy": rng.uniform(-0.45, 0.45, (n, 2, 2)).astype(np.float32),
         "mole_r": rng.uniform(0.03, 0.07, (n, 2)).astype(np.float32),
         "mole_dark": rng.uniform(0.0, 0.6, (n, 2)).astype(np.float32),
@@ -66,12 +66,13 @@ def sample_identities(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]
 def sample_nuisance(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-image nuisance parameters."""
     return {
-        "rot": _u(rng, -0.22, 0.22, n), "tx": _u(rng, -0.10, 0.10, n), "ty": _u(rng, -0.10, 0.10, n),
-        "scale": _u(rng, 0.88, 1.12, n),
-        "smile": rng.normal(0, 0.5, n).astype(np.float32), "blink": _u(rng, 0.55, 1.15, n),
-        "light_dir": _u(rng, 0, 2 * np.pi, n), "light_g": _u(rng, 0.0, 0.45, n),
-        "bright": _u(rng, 0.7, 1.25, n), "cast": rng.normal(0, 0.05, (n, 3)).astype(np.float32),
-        "bg": _u(rng, 0.05, 0.95, (n, 3)), "blur": _u(rng, 0.0, 1.1, n), "noise": _u(rng, 0.01, 0.05, n),
+        "rot": _u(rng, -0.18, 0.18, n), "tx": _u(rng, -0.08, 0.08, n), "ty": _u(rng, -0.08, 0.08, n),
+        "scale": _u(rng, 0.90, 1.10, n),
+        "smile": rng.normal(0, 0.4, n).astype(np.float32), "blink": _u(rng, 0.6, 1.15, n),
+        "light_dir": _u(rng, 0, 2 * np.pi, n), "light_g": _u(rng, 0.0, 0.3, n),
+        "bright": _u(rng, 0.8, 1.15, n), "cast": rng.normal(0, 0.03, (n, 3)).astype(np.float32),
+        "bg": np.clip(_u(rng, 0.1, 0.9, (n, 1)) + rng.normal(0, 0.12, (n, 3)), 0, 1).astype(np.float32),
+        "blur": _u(rng, 0.0, 0.8, n), "noise": _u(rng, 0.01, 0.035, n),
     }
 
 
