@@ -1,60 +1,7 @@
 """The CLI as a user meets it: subprocesses, exit codes, one-line errors, no tracebacks."""
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 
-
-def facebone(*args, env=None, cwd=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "facebone", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=600)
-
-
-def make_third_party(site: Path, broken: bool = False) -> None:
-    """A third-party plugin distribution installed into ``site`` (a dist-info with an entry point)."""
-    pkg = site / "fb_thirdparty"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
-        import dataclasses
-        import facebone
-
-        @dataclasses.dataclass(frozen=True, kw_only=True)
-        class Options:
-            width: int = facebone.option(8, "channels")
-
-        def build(options, *, embedding_size, image_size, **runtime):
-            import torch
-            from torch import nn
-
-            class Net(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.embedding_size = embedding_size
-                    self.input_size = (image_size, image_size)
-                    self.conv = nn.Conv2d(3, options.width, 3, stride=2, padding=1)
-                    self.fc = nn.Linear(options.width, embedding_size)
-
-                def forward(self, x):
-                    return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-            return Net()
-
-        @facebone.hookimpl
-        def facebone_backbones(registry):
-            registry.add("thirdnet", build, options=Options, summary="A third-party test backbone")
-    '''))
-    info = site / "fb_thirdparty-0.7.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fb-thirdparty\nVersion: 0.7\n")
-    lines = "[facebone]\nthirdnet = fb_thirdparty\n"
-    if broken:
-        lines += "brokennet = fb_missing_module\n"
-    (info / "entry_points.txt").write_text(lines)
+from fb_testing import facebone, make_third_party
 
 
 def assert_user_error(result, *fragments):

@@ -5,7 +5,7 @@ import facebone
 from facebone.discovery import load_plugins
 from facebone.errors import PluginError
 
-from conftest import _tiny_backbones, install_module, make_entry_point
+from fb_testing import _tiny_backbones, install_module, make_entry_point
 
 
 def test_builtin_plugins_load_through_entry_points():

@@ -1,13 +1,9 @@
 """One short end-to-end run through the CLI: synthetic data, training, evaluation, eval again."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from test_cli import facebone, make_third_party
+from fb_testing import facebone, make_third_party
 
 EXPERIMENT = """
 [experiment]
