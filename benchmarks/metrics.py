@@ -104,8 +104,7 @@ def facebone_ijb(feats, face_scores, templates, medias, p1, p2, label):
 
     times = {}
     t = time.perf_counter()
-    x = T.image_features(feats, None, face_scores, flip=False)
-    tf, ids = T.pool_templates(x, templates, medias)
+    tf, ids = T.pool_templates(feats, templates, medias, weights=face_scores)  # = image_features(detector_score)
     times["pool_s"] = time.perf_counter() - t
     t = time.perf_counter()
     score = T.score_pairs(tf, ids, p1, p2)

@@ -1,8 +1,7 @@
 """ROC curves and TPR at FPR, as InsightFace's IJB scripts report them.
 
 :func:`roc_curve` returns the same arrays as ``sklearn.metrics.roc_curve(labels, scores)``
-(``drop_intermediate=True``: collinear points removed), computed with one unstable sort,
-which is enough because points are taken only where the score changes.
+(``drop_intermediate=True``: collinear points removed), computed from one sort of the score values.
 
 :func:`tpr_at_fpr` follows InsightFace: **no interpolation**. For each target FPR it takes
 the ROC point whose FPR is nearest to the target (``|fpr - target|`` smallest; among equal
@@ -22,25 +21,29 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     """``(fpr, tpr, thresholds)`` for ``scores`` (higher = more likely the same identity).
 
     Identical to ``sklearn.metrics.roc_curve(labels, scores)``; ``thresholds[0]`` is ``inf``.
-    FPR (TPR) is NaN when there is no negative (positive).
+    FPR (TPR) is NaN when there is no negative (positive). One sort of the score values (no
+    argsort): positives are located among the distinct values by binary search.
     """
     labels = np.asarray(labels).reshape(-1) != 0
     scores = np.asarray(scores).reshape(-1)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in length")
-    order = np.argsort(scores)[::-1]
-    s = scores[order]
-    y = labels[order]
-    last = np.flatnonzero(np.diff(s))  # last index of each group of equal scores
-    idx = np.r_[last, len(s) - 1]
-    tps = np.cumsum(y, dtype=np.float64)[idx]
-    fps = 1 + idx - tps
+    s = np.sort(scores)  # ascending
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each distinct value
+    values = s[starts]
+    sizes = np.diff(np.r_[starts, len(s)])
+    group_of_pos = np.searchsorted(values, scores[labels])
+    dp = np.bincount(group_of_pos, minlength=len(values))
+    # descending order of distinct values, as sklearn
+    tps = np.cumsum(dp[::-1]).astype(np.float64)
+    fps = np.cumsum(sizes[::-1]).astype(np.float64) - tps
+    thresholds = values[::-1].astype(np.float64)
     if len(fps) > 2:
         keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        fps, tps, idx = fps[keep], tps[keep], idx[keep]
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
     tps = np.r_[0.0, tps]
     fps = np.r_[0.0, fps]
-    thresholds = np.r_[np.inf, s[idx].astype(np.float64)]
+    thresholds = np.r_[np.inf, thresholds]
     fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
     tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
     return fpr, tpr, thresholds

@@ -80,13 +80,19 @@ class _IJBBase:
         self.prefix = options.target.lower()
 
     def _features(self, embedder: Embedder, images: ijb_meta.ImageList) -> np.ndarray:
+        """Per-image features before detector weighting (applied during pooling: see ``_pool``)."""
         from facebone.metrics.templates import image_features
 
         o = self.options
         raw, flipped = extract_features(embedder, self.root, images, batch_size=o.batch_size, workers=o.workers,
                                         image_size=o.image_size, flip=o.flip, desc=f"embed {o.target}")
-        return image_features(raw, flipped, images.face_scores, flip=o.flip, norm_score=o.norm_score,
-                              detector_score=o.detector_score)
+        return image_features(raw, flipped, None, flip=o.flip, norm_score=o.norm_score, detector_score=False)
+
+    def _pool(self, feats: np.ndarray, images: ijb_meta.ImageList, select: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+        from facebone.metrics.templates import pool_templates
+
+        weights = images.face_scores if self.options.detector_score else None
+        return pool_templates(feats, images.templates, images.medias, select=select, weights=weights)
 
 
 class IJBVerification(_IJBBase):
@@ -95,13 +101,13 @@ class IJBVerification(_IJBBase):
     def __call__(self, embedder: Embedder, context: EvalContext) -> dict[str, float]:
         from facebone.metrics import roc
         from facebone.metrics.artifacts import save_npy, save_summary
-        from facebone.metrics.templates import pool_templates, score_pairs
+        from facebone.metrics.templates import score_pairs
 
         o = self.options
         images = ijb_meta.read_images(self.root, self.prefix)
         t1, t2, labels, _ = ijb_meta.read_pairs(self.root, self.prefix, images.templates)
         feats = self._features(embedder, images)
-        tfeats, tids = pool_templates(feats, images.templates, images.medias)
+        tfeats, tids = self._pool(feats, images)
         scores = score_pairs(tfeats, tids, t1, t2)
         fpr, tpr, _ = roc.roc_curve(labels, scores)
         table, used = roc.roc_points(fpr, tpr, o.fprs)
@@ -132,8 +138,6 @@ class IJBIdentification(_IJBBase):
     def __call__(self, embedder: Embedder, context: EvalContext) -> dict[str, float]:
         from facebone.metrics.artifacts import save_npy, save_summary
         from facebone.metrics.identification import cmc, identify_g1g2
-        from facebone.metrics.templates import pool_templates
-
         o = self.options
         images = ijb_meta.read_images(self.root, self.prefix)
         g = ("G1", "G2") if o.target == "IJBC" else ("S1", "S2")
@@ -141,7 +145,7 @@ class IJBIdentification(_IJBBase):
         g2 = ijb_meta.read_subjects(self.root, self.prefix, f"1N_gallery_{g[1]}.csv", images.templates)
         probes = ijb_meta.read_subjects(self.root, self.prefix, "1N_probe_mixed.csv", images.templates)
         feats = self._features(embedder, images)
-        pooled = [pool_templates(feats, images.templates, images.medias, select=t)[0] for t, _ in (g1, g2, probes)]
+        pooled = [self._pool(feats, images, select=t)[0] for t, _ in (g1, g2, probes)]
         result, per_gallery = identify_g1g2(pooled[2], probes[1], pooled[0], g1[1], pooled[1], g2[1],
                                             fpirs=o.fpirs, ranks=o.ranks)
         name = f"{self.prefix}_1n"

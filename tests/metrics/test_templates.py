@@ -43,6 +43,10 @@ def test_pooling_is_bitwise_insightface(structured, modes):
     want, want_ids = ref.ref_template_features(fr, tpl, med)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(got, want)
+    if det:  # weighting on the fly inside the pooling gives the same bits
+        unweighted = T.image_features(raw, flip, fs, flip=flip_on, norm_score=norm, detector_score=False)
+        fused, _ = T.pool_templates(unweighted, tpl, med, weights=fs, chunk_images=700, threads=3)
+        np.testing.assert_array_equal(fused, want)
 
 
 def test_segment_sums_is_sequential():
