@@ -134,12 +134,37 @@ def baseline_ijb(feats, face_scores, templates, medias, p1, p2, label):
     return tf, score, table, area, times
 
 
+def bench_identification(rng: np.random.Generator, d: int = 512) -> dict:
+    """IJB-C 1:N sizes from template features: G1 1,772 and G2 1,759 gallery templates, 19,593 mixed probes."""
+    import insightface_reference as ref
+    from sklearn.preprocessing import normalize
+
+    from facebone.metrics.identification import identify_g1g2
+
+    n1, n2, q = 1772, 1759, 19593
+    centres = rng.standard_normal((n1 + n2, d))
+    g_ids = np.arange(n1 + n2) + 10_000
+    p_sub = rng.integers(0, n1 + n2, q)
+    g1f = normalize(centres[:n1] + 1.0 * rng.standard_normal((n1, d)))
+    g2f = normalize(centres[n1:] + 1.0 * rng.standard_normal((n2, d)))
+    pf = normalize(centres[p_sub] + 2.0 * rng.standard_normal((q, d)))
+    fpirs = [1e-3, 1e-2, 1e-1]
+    want, t_ref = _timed(ref.ref_identification_g1g2, pf, g_ids[p_sub], g1f, g_ids[:n1], g2f, g_ids[n1:], fpirs)
+    (got, _), t_fb = _timed(identify_g1g2, pf, g_ids[p_sub], g1f, g_ids[:n1], g2f, g_ids[n1:], fpirs=fpirs)
+    diffs = {"rank1": abs(got["rank1"] - want["top1"]), "rank5": abs(got["rank5"] - want["top5"]),
+             "rank10": abs(got["rank10"] - want["top10"]),
+             "tpir": float(np.max(np.abs(np.array([got[k] for k in got if k.startswith("tpir")]) - want["tpir"])))}
+    return {"probes": q, "gallery": [n1, n2], "metrics": got, "baseline_s": t_ref, "facebone_s": t_fb,
+            "speedup": t_ref / t_fb, "max_abs_diff": diffs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of IJB-C's counts")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads")
     parser.add_argument("--skip-baseline-ijb", action="store_true", help="time only facebone on IJB-C")
     parser.add_argument("--skip-verification", action="store_true")
+    parser.add_argument("--skip-identification", action="store_true")
     args = parser.parse_args()
     try:
         import torch
@@ -157,6 +182,9 @@ def main() -> None:
     result: dict = {"threads": args.threads, "cpus": os.cpu_count()}
     if not args.skip_verification:
         result["verification_6000_pairs"] = bench_verification(rng)
+        print(json.dumps(result, indent=2), flush=True)
+    if not args.skip_identification:
+        result["ijbc_1toN_from_template_features"] = bench_identification(rng)
         print(json.dumps(result, indent=2), flush=True)
     data, t_gen = _timed(synthetic_ijbc, rng, args.scale)
     feats, face_scores, templates, medias, p1, p2, label = data

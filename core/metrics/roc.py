@@ -22,25 +22,50 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 
     Identical to ``sklearn.metrics.roc_curve(labels, scores)``; ``thresholds[0]`` is ``inf``.
     FPR (TPR) is NaN when there is no negative (positive). One sort of the score values (no
-    argsort): positives are located among the distinct values by binary search.
+    argsort): positives are located among the distinct values by binary search, and only the
+    kept points' counts are computed.
     """
     labels = np.asarray(labels).reshape(-1) != 0
     scores = np.asarray(scores).reshape(-1)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in length")
+    n = len(scores)
     s = np.sort(scores)  # ascending
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each distinct value
-    values = s[starts]
-    sizes = np.diff(np.r_[starts, len(s)])
-    group_of_pos = np.searchsorted(values, scores[labels])
-    dp = np.bincount(group_of_pos, minlength=len(values))
-    # descending order of distinct values, as sklearn
-    tps = np.cumsum(dp[::-1]).astype(np.float64)
-    fps = np.cumsum(sizes[::-1]).astype(np.float64) - tps
-    thresholds = values[::-1].astype(np.float64)
-    if len(fps) > 2:
-        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    new_value = s[1:] != s[:-1]
+    ties = not bool(new_value.all())
+    if ties:
+        starts = np.flatnonzero(np.r_[True, new_value])  # first index of each distinct value
+        values = s[starts]
+    else:
+        values = s
+    k_count = len(values)
+    # distinct values in descending order, as sklearn: index k <-> ascending index K-1-k
+    pos_desc = np.sort(k_count - 1 - np.searchsorted(values, scores[labels]))
+    if ties:
+        dp = np.zeros(k_count, dtype=np.int32)
+        np.add.at(dp, pos_desc, 1)
+        if k_count > 2:
+            # a point is kept where the (positives, negatives) increment changes (sklearn's second difference)
+            sizes_desc = np.diff(np.r_[starts, n])[::-1]
+            change = (dp[1:-1] != dp[2:]) | ((sizes_desc[1:-1] - dp[1:-1]) != (sizes_desc[2:] - dp[2:]))
+            keep = np.flatnonzero(np.r_[True, change, True])
+        else:
+            keep = np.arange(k_count)
+    elif k_count > 2:
+        # no ties: every increment is (1, 0) or (0, 1), so only points next to a positive can be kept
+        def dp_at(k: np.ndarray) -> np.ndarray:
+            return np.searchsorted(pos_desc, k, side="right") - np.searchsorted(pos_desc, k, side="left")
+
+        cand = np.unique(np.r_[pos_desc - 1, pos_desc])
+        cand = cand[(cand >= 1) & (cand <= k_count - 2)]
+        cand = cand[dp_at(cand) != dp_at(cand + 1)]
+        keep = np.r_[0, cand, k_count - 1]
+    else:
+        keep = np.arange(k_count)
+    tps = np.searchsorted(pos_desc, keep, side="right").astype(np.float64)
+    seen = (n - starts[k_count - 1 - keep]) if ties else keep + 1  # scores >= the kept value
+    fps = seen.astype(np.float64) - tps
+    thresholds = values[k_count - 1 - keep].astype(np.float64)
     tps = np.r_[0.0, tps]
     fps = np.r_[0.0, fps]
     thresholds = np.r_[np.inf, thresholds]

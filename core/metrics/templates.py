@@ -136,27 +136,26 @@ def template_rows(unique_templates: np.ndarray, ids: np.ndarray) -> np.ndarray:
         if len(ids):
             raise KeyError(int(ids[0]))
         return np.zeros(0, np.int64)
-    lo, hi = int(unique_templates[0]), int(unique_templates[-1])
-    if lo >= 0 and hi < max(1 << 22, 8 * len(unique_templates)):  # small ids: one lookup table
-        lut = np.full(hi + 2, -1, dtype=np.int64)
-        lut[unique_templates] = np.arange(len(unique_templates))
-        rows = lut[np.clip(ids, -1, hi + 1)]
-        bad = rows < 0
-    else:
-        rows = np.minimum(np.searchsorted(unique_templates, ids), len(unique_templates) - 1)
-        bad = unique_templates[rows] != ids
+    rows = np.minimum(np.searchsorted(unique_templates, ids), len(unique_templates) - 1)
+    bad = unique_templates[rows] != ids
     if bad.any():
         raise KeyError(int(ids[np.flatnonzero(bad)[0]]))
     return rows
 
 
-def _compact(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows used, sorted; index of each entry in them) without sorting all entries."""
-    present = np.zeros(n, dtype=bool)
-    present[rows] = True
-    used = np.flatnonzero(present)
-    position = np.cumsum(present) - 1
-    return used, position[rows]
+def _compact_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ids, sorted; index of each entry among them), with a lookup table when ids are
+    small non-negative integers (as IJB template ids are), else with one sort."""
+    ids = np.asarray(ids).reshape(-1)
+    lo, hi = (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
+    if lo >= 0 and hi < max(1 << 24, 4 * len(ids)):
+        present = np.zeros(hi + 1, dtype=bool)
+        present[ids] = True
+        used = np.flatnonzero(present)
+        lut = np.zeros(hi + 1, dtype=np.int32 if len(used) < (1 << 31) else np.int64)
+        lut[used] = np.arange(len(used))
+        return used, lut[ids]
+    return np.unique(ids, return_inverse=True)
 
 
 def score_pairs(feats: np.ndarray, unique_templates: np.ndarray, p1: np.ndarray, p2: np.ndarray, *,
@@ -168,33 +167,38 @@ def score_pairs(feats: np.ndarray, unique_templates: np.ndarray, p1: np.ndarray,
     length P. Raises KeyError naming a template id that has no feature.
     """
     feats = np.asarray(feats, dtype=np.float64)
-    r1 = template_rows(unique_templates, p1)
-    r2 = template_rows(unique_templates, p2)
-    n = len(r1)
+    n = len(np.asarray(p1).reshape(-1))
     score = np.empty(n, dtype=np.float64)
     if n == 0:
         return score
-    u1, i1 = _compact(r1, len(feats))
-    u2, i2 = _compact(r2, len(feats))
+    ids1, i1 = _compact_ids(p1)  # each distinct template once; rows looked up for those only
+    ids2, i2 = _compact_ids(p2)
+    u1 = template_rows(unique_templates, ids1)
+    u2 = template_rows(unique_templates, ids2)
     d = feats.shape[1]
     if len(u1) * len(u2) <= dense_factor * n:
-        f2t = np.ascontiguousarray(feats[u2].T)
+        f2t = feats[u2].T  # a transposed view: BLAS reads it as is
         block = max(1, int(chunk_bytes // (8 * max(len(u2), d))))
         n_blocks = -(-len(u1) // block)
         block_of = (i1 // block).astype(np.uint16 if n_blocks < (1 << 16) else np.int64)
-        order = np.argsort(block_of, kind="stable")  # radix sort for uint16
-        bounds = np.searchsorted(block_of[order], np.arange(n_blocks + 1))
+        grouped = bool(np.all(block_of[1:] >= block_of[:-1]))  # pair lists sorted by first template
+        order = None if grouped else np.argsort(block_of, kind="stable")  # radix sort for uint16
+        bounds = np.r_[0, np.cumsum(np.bincount(block_of, minlength=n_blocks))]
+        width = len(u2)
         for b in range(n_blocks):
-            sel = order[bounds[b]:bounds[b + 1]]
-            if len(sel) == 0:
+            sel = slice(bounds[b], bounds[b + 1]) if order is None else order[bounds[b]:bounds[b + 1]]
+            if bounds[b + 1] == bounds[b]:
                 continue
             lo = b * block
             sims = feats[u1[lo:lo + block]] @ f2t
-            score[sel] = sims.reshape(-1)[(i1[sel] - lo) * len(u2) + i2[sel]]
+            flat = (i1[sel] - lo).astype(np.int64)
+            flat *= width
+            flat += i2[sel]
+            score[sel] = sims.reshape(-1)[flat]
     else:
         step = max(1, int(chunk_bytes // (16 * d)))
         for lo in range(0, n, step):
-            a = feats[r1[lo:lo + step]]
-            b = feats[r2[lo:lo + step]]
+            a = feats[u1[i1[lo:lo + step]]]
+            b = feats[u2[i2[lo:lo + step]]]
             score[lo:lo + step] = np.sum(a * b, -1)  # as InsightFace (bitwise)
     return score

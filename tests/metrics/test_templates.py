@@ -74,6 +74,8 @@ def test_pair_scores_and_tpr_table_equal_insightface(structured):
     dense = T.score_pairs(feats, ids, p1, p2, chunk_bytes=4096 * 8)
     sparse = T.score_pairs(feats, ids, p1, p2, dense_factor=0.0, chunk_bytes=1 << 14)
     np.testing.assert_array_equal(sparse, want)
+    perm = rng.permutation(len(p1))  # pairs not grouped by first template: the sorting path
+    np.testing.assert_array_equal(T.score_pairs(feats, ids, p1[perm], p2[perm], chunk_bytes=4096 * 8), dense[perm])
     np.testing.assert_allclose(dense, want, rtol=0, atol=1e-14)
     for s in (dense, sparse):
         fpr, tpr, _ = roc.roc_curve(label, s)
