@@ -44,7 +44,8 @@ class IJBVerificationOptions(IJBOptions):
 class IJBIdentificationOptions(IJBOptions):
     """Options of the ``ijb_identification`` (1:N) evaluator."""
 
-    norm_score: bool = option(False, help="keep embedding norms as quality weights (False: normalise images first)")
+    norm_score: bool = option(False, help="keep embedding norms as quality weights (default False, as "
+                                          "InsightFace's ijb_evals.py 1:N)")
     ranks: list[int] = option(default_factory=lambda: [1, 5, 10], help="CMC ranks reported")
     fpirs: list[float] = option(default_factory=lambda: [1e-3, 1e-2, 1e-1], help="FPIRs of the open-set TPIR")
 

@@ -37,7 +37,6 @@ def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList,
 
     Streams: images are decoded and aligned by ``workers`` threads a batch ahead of the embedder.
     """
-    from facebone.metrics.verification import normalize_rows  # noqa: F401  (warm import before threads)
     from facebone.plugins.evaluators.face_align import ARCFACE_TEMPLATE, similarity_transforms
     from facebone.progress import Progress
 
