@@ -63,7 +63,6 @@ def identify(probe_feats: np.ndarray, probe_ids: np.ndarray, gallery_feats: np.n
     ranks = np.empty(q, dtype=np.int64)
     mate = np.empty(q)
     best_nonmate = np.empty(q)
-    top = np.empty(q)
     for lo in range(0, q, chunk):
         sl = slice(lo, lo + chunk)
         sim = np.dot(np.asarray(probe_feats[sl], dtype=np.float64), gallery_feats.T)
@@ -71,9 +70,9 @@ def identify(probe_feats: np.ndarray, probe_ids: np.ndarray, gallery_feats: np.n
         mate[sl] = sim[rows, mate_index[sl]]
         ranks[sl] = np.count_nonzero(sim > mate[sl, None], axis=1)
         same = gallery_ids[None, :] == probe_ids[sl, None]
-        best_nonmate[sl] = np.max(np.where(same, -np.inf, sim), axis=1)
-        top[sl] = np.max(sim, axis=1)
-    nonmated_top = np.sort(top[~mated])[::-1]
+        np.putmask(sim, same, -np.inf)
+        best_nonmate[sl] = np.max(sim, axis=1)  # for a non-mated probe: its top score
+    nonmated_top = np.sort(best_nonmate[~mated])[::-1]
     correct = mate[mated] > best_nonmate[mated]
     fpirs = np.asarray(fpirs, dtype=np.float64)
     n_nm = len(nonmated_top)

@@ -1,8 +1,7 @@
 """ROC curves and TPR at FPR, as InsightFace's IJB scripts report them.
 
 :func:`roc_curve` returns the same arrays as ``sklearn.metrics.roc_curve(labels, scores)``
-(``drop_intermediate=True``: collinear points removed), computed with one unstable sort,
-which is enough because points are taken only where the score changes.
+(``drop_intermediate=True``: collinear points removed), computed from one sort of the score values.
 
 :func:`tpr_at_fpr` follows InsightFace: **no interpolation**. For each target FPR it takes
 the ROC point whose FPR is nearest to the target (``|fpr - target|`` smallest; among equal
@@ -22,25 +21,54 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     """``(fpr, tpr, thresholds)`` for ``scores`` (higher = more likely the same identity).
 
     Identical to ``sklearn.metrics.roc_curve(labels, scores)``; ``thresholds[0]`` is ``inf``.
-    FPR (TPR) is NaN when there is no negative (positive).
+    FPR (TPR) is NaN when there is no negative (positive). One sort of the score values (no
+    argsort): positives are located among the distinct values by binary search, and only the
+    kept points' counts are computed.
     """
     labels = np.asarray(labels).reshape(-1) != 0
     scores = np.asarray(scores).reshape(-1)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in length")
-    order = np.argsort(scores)[::-1]
-    s = scores[order]
-    y = labels[order]
-    last = np.flatnonzero(np.diff(s))  # last index of each group of equal scores
-    idx = np.r_[last, len(s) - 1]
-    tps = np.cumsum(y, dtype=np.float64)[idx]
-    fps = 1 + idx - tps
-    if len(fps) > 2:
-        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        fps, tps, idx = fps[keep], tps[keep], idx[keep]
+    n = len(scores)
+    s = np.sort(scores)  # ascending
+    new_value = s[1:] != s[:-1]
+    ties = not bool(new_value.all())
+    if ties:
+        starts = np.flatnonzero(np.r_[True, new_value])  # first index of each distinct value
+        values = s[starts]
+    else:
+        values = s
+    k_count = len(values)
+    # distinct values in descending order, as sklearn: index k <-> ascending index K-1-k
+    pos_desc = np.sort(k_count - 1 - np.searchsorted(values, scores[labels]))
+    if ties:
+        dp = np.zeros(k_count, dtype=np.int32)
+        np.add.at(dp, pos_desc, 1)
+        if k_count > 2:
+            # a point is kept where the (positives, negatives) increment changes (sklearn's second difference)
+            sizes_desc = np.diff(np.r_[starts, n])[::-1]
+            change = (dp[1:-1] != dp[2:]) | ((sizes_desc[1:-1] - dp[1:-1]) != (sizes_desc[2:] - dp[2:]))
+            keep = np.flatnonzero(np.r_[True, change, True])
+        else:
+            keep = np.arange(k_count)
+    elif k_count > 2:
+        # no ties: every increment is (1, 0) or (0, 1), so only points next to a positive can be kept
+        def dp_at(k: np.ndarray) -> np.ndarray:
+            return np.searchsorted(pos_desc, k, side="right") - np.searchsorted(pos_desc, k, side="left")
+
+        cand = np.unique(np.r_[pos_desc - 1, pos_desc])
+        cand = cand[(cand >= 1) & (cand <= k_count - 2)]
+        cand = cand[dp_at(cand) != dp_at(cand + 1)]
+        keep = np.r_[0, cand, k_count - 1]
+    else:
+        keep = np.arange(k_count)
+    tps = np.searchsorted(pos_desc, keep, side="right").astype(np.float64)
+    seen = (n - starts[k_count - 1 - keep]) if ties else keep + 1  # scores >= the kept value
+    fps = seen.astype(np.float64) - tps
+    thresholds = values[k_count - 1 - keep].astype(np.float64)
     tps = np.r_[0.0, tps]
     fps = np.r_[0.0, fps]
-    thresholds = np.r_[np.inf, s[idx].astype(np.float64)]
+    thresholds = np.r_[np.inf, thresholds]
     fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
     tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
     return fpr, tpr, thresholds

@@ -62,13 +62,19 @@ def segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def pool_templates(img_feats: np.ndarray, templates: np.ndarray, medias: np.ndarray, *,
-                   select: np.ndarray | None = None, chunk_images: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+                   select: np.ndarray | None = None, weights: np.ndarray | None = None,
+                   chunk_images: int = 32768, threads: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """``(template features (T, D) float64 L2-normalised, unique template ids (T,))``.
 
     ``select`` restricts pooling to these template ids (those without images are an error of
-    the caller: see :func:`missing_templates`). Works through the images in chunks of about
-    ``chunk_images`` (whole templates per chunk), so memory stays bounded.
+    the caller: see :func:`missing_templates`). ``weights`` (per image, e.g. detector scores)
+    multiplies each image's feature on the fly: the same result as pooling
+    ``image_features(..., detector_score=True)`` without building that array. Works through
+    the images in chunks of about ``chunk_images`` (whole templates per chunk, ``threads``
+    chunks at a time), so memory stays bounded.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from facebone.metrics.verification import normalize_rows
 
     templates = np.asarray(templates).reshape(-1)
@@ -91,22 +97,28 @@ def pool_templates(img_feats: np.ndarray, templates: np.ndarray, medias: np.ndar
         if b - bounds[-1] >= chunk_images:
             bounds.append(int(b))
     bounds.append(len(order))
-    t_pos = 0
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    if weights is not None:
+        weights = np.asarray(weights, dtype=img_feats.dtype).reshape(-1)
+    t_first = np.searchsorted(template_start, bounds[:-1])  # output row of each chunk's first template
+
+    def work(c: int) -> None:
+        lo, hi = bounds[c], bounds[c + 1]
         if hi <= lo:
-            continue
-        feats = img_feats[order[lo:hi]]
-        ms = media_start[(media_start >= lo) & (media_start < hi)] - lo
+            return
+        idx = order[lo:hi]
+        feats = img_feats[idx]
+        if weights is not None:
+            feats *= weights[idx, None]
+        ms = media_start[np.searchsorted(media_start, lo):np.searchsorted(media_start, hi)] - lo
         sums = segment_sums(feats, ms)
         counts = np.diff(np.r_[ms, hi - lo])
-        many = counts > 1
-        sums[many] = sums[many] / counts[many, None].astype(sums.dtype)  # media mean, in the features' dtype
-        ts = template_start[(template_start >= lo) & (template_start < hi)]
-        # media index of each template start within this chunk
-        first_media = np.searchsorted(ms, ts - lo)
-        pooled = segment_sums(sums, first_media)
-        out[t_pos:t_pos + len(ts)] = pooled
-        t_pos += len(ts)
+        sums /= counts[:, None].astype(sums.dtype)  # media mean in the features' dtype (x / 1 == x)
+        ts = template_start[np.searchsorted(template_start, lo):np.searchsorted(template_start, hi)]
+        pooled = segment_sums(sums, np.searchsorted(ms, ts - lo))
+        out[t_first[c]:t_first[c] + len(ts)] = pooled
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(work, range(len(bounds) - 1)))
     return normalize_rows(out), unique_templates
 
 
@@ -116,47 +128,77 @@ def missing_templates(wanted: np.ndarray, available: np.ndarray) -> np.ndarray:
     return wanted[~np.isin(wanted, available)]
 
 
+def template_rows(unique_templates: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in sorted ``unique_templates``; KeyError naming the first unknown id."""
+    unique_templates = np.asarray(unique_templates)
+    ids = np.asarray(ids).reshape(-1)
+    if len(unique_templates) == 0:
+        if len(ids):
+            raise KeyError(int(ids[0]))
+        return np.zeros(0, np.int64)
+    rows = np.minimum(np.searchsorted(unique_templates, ids), len(unique_templates) - 1)
+    bad = unique_templates[rows] != ids
+    if bad.any():
+        raise KeyError(int(ids[np.flatnonzero(bad)[0]]))
+    return rows
+
+
+def _compact_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ids, sorted; index of each entry among them), with a lookup table when ids are
+    small non-negative integers (as IJB template ids are), else with one sort."""
+    ids = np.asarray(ids).reshape(-1)
+    lo, hi = (int(ids.min()), int(ids.max())) if len(ids) else (0, 0)
+    if lo >= 0 and hi < max(1 << 24, 4 * len(ids)):
+        present = np.zeros(hi + 1, dtype=bool)
+        present[ids] = True
+        used = np.flatnonzero(present)
+        lut = np.zeros(hi + 1, dtype=np.int32 if len(used) < (1 << 31) else np.int64)
+        lut[used] = np.arange(len(used))
+        return used, lut[ids]
+    return np.unique(ids, return_inverse=True)
+
+
 def score_pairs(feats: np.ndarray, unique_templates: np.ndarray, p1: np.ndarray, p2: np.ndarray, *,
                 chunk_bytes: int = 64 << 20, dense_factor: float = 16.0) -> np.ndarray:
     """Cosine similarity ``(P,)`` float64 of template pairs ``(p1[i], p2[i])``.
 
     ``feats`` are normalised template features in the order of ``unique_templates`` (sorted).
-    Memory beyond the output stays around ``chunk_bytes``. Raises KeyError naming a template
-    id that has no feature.
+    Memory beyond the inputs and output stays around ``chunk_bytes`` plus a few int arrays of
+    length P. Raises KeyError naming a template id that has no feature.
     """
     feats = np.asarray(feats, dtype=np.float64)
-    unique_templates = np.asarray(unique_templates)
-    rows = []
-    for p in (np.asarray(p1).reshape(-1), np.asarray(p2).reshape(-1)):
-        r = np.searchsorted(unique_templates, p)
-        r = np.minimum(r, len(unique_templates) - 1)
-        bad = unique_templates[r] != p if len(unique_templates) else np.ones(len(p), bool)
-        if bad.any():
-            raise KeyError(int(p[np.flatnonzero(bad)[0]]))
-        rows.append(r)
-    r1, r2 = rows
-    n = len(r1)
+    n = len(np.asarray(p1).reshape(-1))
     score = np.empty(n, dtype=np.float64)
     if n == 0:
         return score
-    u1, i1 = np.unique(r1, return_inverse=True)
-    u2, i2 = np.unique(r2, return_inverse=True)
+    ids1, i1 = _compact_ids(p1)  # each distinct template once; rows looked up for those only
+    ids2, i2 = _compact_ids(p2)
+    u1 = template_rows(unique_templates, ids1)
+    u2 = template_rows(unique_templates, ids2)
     d = feats.shape[1]
     if len(u1) * len(u2) <= dense_factor * n:
-        f2t = np.ascontiguousarray(feats[u2].T)
+        f2t = feats[u2].T  # a transposed view: BLAS reads it as is
         block = max(1, int(chunk_bytes // (8 * max(len(u2), d))))
-        order = np.argsort(i1, kind="stable")
-        starts = np.searchsorted(i1[order], np.arange(0, len(u1) + block, block))
-        for b, lo in enumerate(range(0, len(u1), block)):
-            sel = order[starts[b]:starts[b + 1]]
-            if len(sel) == 0:
+        n_blocks = -(-len(u1) // block)
+        block_of = (i1 // block).astype(np.uint16 if n_blocks < (1 << 16) else np.int64)
+        grouped = bool(np.all(block_of[1:] >= block_of[:-1]))  # pair lists sorted by first template
+        order = None if grouped else np.argsort(block_of, kind="stable")  # radix sort for uint16
+        bounds = np.r_[0, np.cumsum(np.bincount(block_of, minlength=n_blocks))]
+        width = len(u2)
+        for b in range(n_blocks):
+            sel = slice(bounds[b], bounds[b + 1]) if order is None else order[bounds[b]:bounds[b + 1]]
+            if bounds[b + 1] == bounds[b]:
                 continue
+            lo = b * block
             sims = feats[u1[lo:lo + block]] @ f2t
-            score[sel] = sims[i1[sel] - lo, i2[sel]]
+            flat = (i1[sel] - lo).astype(np.int64)
+            flat *= width
+            flat += i2[sel]
+            score[sel] = sims.reshape(-1)[flat]
     else:
         step = max(1, int(chunk_bytes // (16 * d)))
         for lo in range(0, n, step):
-            a = feats[r1[lo:lo + step]]
-            b = feats[r2[lo:lo + step]]
+            a = feats[u1[i1[lo:lo + step]]]
+            b = feats[u2[i2[lo:lo + step]]]
             score[lo:lo + step] = np.sum(a * b, -1)  # as InsightFace (bitwise)
     return score

@@ -108,10 +108,8 @@ def kfold_accuracy(dist: np.ndarray, issame: np.ndarray, n_folds: int = 10,
     issame = np.asarray(issame, dtype=bool)
     n = min(len(issame), len(dist))
     dist, issame = dist[:n], issame[:n]
-    n_folds_eff = max(n_folds, 1)
     folds = fold_ids(n, n_folds)
-    if n_folds < 2:
-        n_folds_eff = 1
+    n_folds_eff = n_folds if n_folds >= 2 else 1
     tp, fp = _fold_counts(dist, issame, folds, n_folds_eff, thresholds)
     n_same = np.bincount(folds[issame], minlength=n_folds_eff)[:, None]
     n_diff = np.bincount(folds[~issame], minlength=n_folds_eff)[:, None]
@@ -184,7 +182,7 @@ def xnorm(views: np.ndarray) -> float:
     """Mean L2 norm of every raw embedding in ``views`` (``(V, N, D)`` or ``(N, D)``)."""
     v = np.asarray(views, dtype=np.float64)
     v = v.reshape(-1, v.shape[-1])
-    return float(np.mean(np.linalg.norm(v, axis=1))) if len(v) else float("nan")
+    return float(np.mean(np.sqrt(np.einsum("ij,ij->i", v, v)))) if len(v) else float("nan")
 
 
 def evaluate_verification(embeddings: np.ndarray, issame: np.ndarray, *, n_folds: int = 10,

@@ -14,7 +14,7 @@ import insightface_reference as ref  # noqa: E402
 from facebone.metrics import roc  # noqa: E402
 
 
-@pytest.mark.parametrize("case", ["random", "ties", "separable", "tiny"])
+@pytest.mark.parametrize("case", ["random", "ties", "separable", "tiny", "two-tied", "three", "all-tied"])
 def test_roc_and_tpr_at_fpr_equal_reference(case):
     rng = np.random.default_rng(0)
     n = 20000
@@ -25,8 +25,14 @@ def test_roc_and_tpr_at_fpr_equal_reference(case):
         scores = np.round(rng.normal(size=n) + 1.5 * labels, 1)  # many equal scores
     elif case == "separable":
         scores = labels + 0.01 * rng.random(n)
-    else:
+    elif case == "tiny":
         labels, scores = np.array([0, 1, 1, 0, 1]), np.array([0.1, 0.9, 0.4, 0.4, 0.8])
+    elif case == "two-tied":
+        labels, scores = np.array([0, 1]), np.array([0.5, 0.5])
+    elif case == "three":
+        labels, scores = np.array([1, 0, 1]), np.array([0.2, 0.5, 0.7])
+    else:
+        labels, scores = labels, np.zeros(n)
     fpr, tpr, thr = roc.roc_curve(labels, scores)
     f2, t2, th2 = sk_roc_curve(labels, scores)
     np.testing.assert_array_equal(fpr, f2)

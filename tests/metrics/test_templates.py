@@ -43,6 +43,10 @@ def test_pooling_is_bitwise_insightface(structured, modes):
     want, want_ids = ref.ref_template_features(fr, tpl, med)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(got, want)
+    if det:  # weighting on the fly inside the pooling gives the same bits
+        unweighted = T.image_features(raw, flip, fs, flip=flip_on, norm_score=norm, detector_score=False)
+        fused, _ = T.pool_templates(unweighted, tpl, med, weights=fs, chunk_images=700, threads=3)
+        np.testing.assert_array_equal(fused, want)
 
 
 def test_segment_sums_is_sequential():
@@ -70,6 +74,8 @@ def test_pair_scores_and_tpr_table_equal_insightface(structured):
     dense = T.score_pairs(feats, ids, p1, p2, chunk_bytes=4096 * 8)
     sparse = T.score_pairs(feats, ids, p1, p2, dense_factor=0.0, chunk_bytes=1 << 14)
     np.testing.assert_array_equal(sparse, want)
+    perm = rng.permutation(len(p1))  # pairs not grouped by first template: the sorting path
+    np.testing.assert_array_equal(T.score_pairs(feats, ids, p1[perm], p2[perm], chunk_bytes=4096 * 8), dense[perm])
     np.testing.assert_allclose(dense, want, rtol=0, atol=1e-14)
     for s in (dense, sparse):
         fpr, tpr, _ = roc.roc_curve(label, s)

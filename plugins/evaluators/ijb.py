@@ -1,0 +1,70 @@
+"""Evaluators ``ijb`` (1:1 template verification, TPR at FPR) and ``ijb_identification`` (1:N with the
+G1/G2 galleries and mixed probes) on IJB-B/C in InsightFace's layout (see
+:mod:`facebone.plugins.evaluators.ijb_meta`)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import facebone
+from facebone import option
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IJBOptions:
+    """Test-time choices shared by both IJB evaluators (defaults: InsightFace's F1/N1/D1 mode)."""
+
+    root: str = option(help="IJB directory holding meta/ and loose_crop/ (e.g. IJB_release/IJBC)")
+    target: Literal["IJBC", "IJBB"] = option("IJBC", help="which set: names the meta files (ijbc_*, ijbb_*)")
+    flip: bool = option(True, help="add the mirrored image's embedding (flip test)")
+    norm_score: bool = option(True, help="keep embedding norms as quality weights (False: normalise images first)")
+    detector_score: bool = option(True, help="weight each image by its detector (faceness) score")
+    batch_size: int = option(512, help="aligned images handed to the embedder per call")
+    workers: int = option(4, help="threads decoding and aligning images")
+    image_size: int = option(112, help="side of the aligned crop (the ArcFace template is for 112)")
+    plots: bool = option(True, help="write PNG plots")
+
+    def __post_init__(self) -> None:
+        if not self.root:
+            raise ValueError("root: give the IJB directory (holding meta/ and loose_crop/)")
+        if self.batch_size < 1 or self.workers < 1 or self.image_size < 8:
+            raise ValueError("batch_size and workers must be >= 1, image_size >= 8")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IJBVerificationOptions(IJBOptions):
+    """Options of the ``ijb`` (1:1) evaluator."""
+
+    fprs: list[float] = option(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
+                               help="FPRs of the TPR@FPR table (nearest ROC point, as InsightFace)")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IJBIdentificationOptions(IJBOptions):
+    """Options of the ``ijb_identification`` (1:N) evaluator."""
+
+    norm_score: bool = option(False, help="keep embedding norms as quality weights (default False, as "
+                                          "InsightFace's ijb_evals.py 1:N)")
+    ranks: list[int] = option(default_factory=lambda: [1, 5, 10], help="CMC ranks reported")
+    fpirs: list[float] = option(default_factory=lambda: [1e-3, 1e-2, 1e-1], help="FPIRs of the open-set TPIR")
+
+
+def build_ijb(options: IJBVerificationOptions, **runtime: Any):  # type: ignore[no-untyped-def]
+    from facebone.plugins.evaluators.ijb_eval import IJBVerification
+
+    return IJBVerification(options)
+
+
+def build_ijb_identification(options: IJBIdentificationOptions, **runtime: Any):  # type: ignore[no-untyped-def]
+    from facebone.plugins.evaluators.ijb_eval import IJBIdentification
+
+    return IJBIdentification(options)
+
+
+@facebone.hookimpl
+def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
+    registry.add("ijb", build_ijb, options=IJBVerificationOptions,
+                 summary="IJB-B/C 1:1 template verification: TPR at FPR table, ROC, AUC (InsightFace protocol)")
+    registry.add("ijb_identification", build_ijb_identification, options=IJBIdentificationOptions,
+                 summary="IJB-B/C 1:N identification with G1/G2 galleries: rank-1/5/10, TPIR at FPIR, CMC")
