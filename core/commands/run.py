@@ -37,7 +37,9 @@ def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
     from facebone.data.synth import generate_synthetic
 
     info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
-    log(f"synthetic data in {exp.data.train}: {info}")
+    action = "reused" if info.get("reused") else "generated"
+    log(f"synthetic data {action} in {exp.data.train}: {exp.synth.identities} identities x "
+        f"{exp.synth.images_per_identity} images at {exp.data.image_size}px, {exp.synth.pairs} held-out pairs")
     if not Path(exp.data.train).exists():
         raise DataError(f"{exp.data.train}: synthetic data was not generated")
 
