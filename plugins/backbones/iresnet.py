@@ -33,10 +33,11 @@ class IResNetOptions:
 
 
 def check_image_size(options: Any, experiment: dict) -> list[str]:
-    """iResNet halves the map four times: the image size must be divisible by 16."""
+    """Validation check for backbones that halve the map four times: image size divisible by 16."""
     size = (experiment.get("data") or {}).get("image_size", 112)
+    name = (experiment.get("backbone") or {}).get("type", "this backbone")
     if isinstance(size, int) and (size % 16 or size < 16):
-        return [f"[data] key 'image_size' = {size}: iresnet needs a multiple of 16 (e.g. 112)"]
+        return [f"[data] key 'image_size' = {size}: {name} needs a multiple of 16 (e.g. 112)"]
     return []
 
 
