@@ -78,3 +78,15 @@ def test_backbone_honours_embedding_size(name: str) -> None:
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 112, 112)).shape == (1, 128)
     assert model.embedding_size == 128
+
+
+def test_hook_modules_do_not_import_torch() -> None:
+    """Discovery stays fast: registering the built-in backbones must not import torch."""
+    import subprocess
+    import sys
+
+    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet"]
+    code = ("import sys\n" + "".join(f"import facebone.plugins.backbones.{m}\n" for m in mods)
+            + "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
