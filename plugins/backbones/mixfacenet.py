@@ -6,7 +6,7 @@ from typing import Any
 
 import facebone
 from facebone.errors import ConfigError
-from facebone.plugins.backbones.iresnet import check_image_size
+from facebone.plugins.backbones.checks import check_image_size
 
 SUMMARIES = {"xs": "1.04M params, 0.15 GFLOPs", "s": "3.07M params, 0.44 GFLOPs", "m": "3.95M params, 0.61 GFLOPs"}
 

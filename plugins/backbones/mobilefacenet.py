@@ -6,7 +6,7 @@ from typing import Any
 
 import facebone
 from facebone.errors import ConfigError
-from facebone.plugins.backbones.iresnet import check_image_size
+from facebone.plugins.backbones.checks import check_image_size
 
 VARIANTS = {
     "mobilefacenet": ((1, 4, 6, 2), 2, "MobileFaceNet (InsightFace mbf, GDC head; 2.06M parameters)"),

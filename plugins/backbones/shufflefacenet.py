@@ -6,7 +6,7 @@ from typing import Any
 
 import facebone
 from facebone.errors import ConfigError
-from facebone.plugins.backbones.iresnet import check_image_size
+from facebone.plugins.backbones.checks import check_image_size
 
 SCALES = ("0.5", "1.0", "1.5", "2.0")
 
