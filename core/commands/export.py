@@ -1,9 +1,10 @@
 """`facebone export CHECKPOINT --backbone NAME --onnx OUT.onnx`: ONNX export checked with onnxruntime.
 
-CHECKPOINT is a safetensors file holding a backbone state dict (as written by
-`facebone import-weights`, whose metadata names the backbone and its options, or a run
-checkpoint whose backbone tensors are prefixed ``backbone.``). Run directories (and the
-warp in front of the backbone) are wired by the run layer.
+CHECKPOINT is a safetensors file holding a backbone state dict: one written by `facebone
+import-weights` (its metadata names the backbone and its options), or any checkpoint whose
+backbone tensors are prefixed ``backbone.``, with --backbone NAME and --set options. The
+ONNX graph takes ``images`` (N, 3, H, W) in [-1, 1] and returns ``embedding`` (N, D);
+onnxruntime's output is compared with PyTorch's and the differences are printed as JSON.
 """
 from __future__ import annotations
 
