@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import facebone
 from facebone.errors import ConfigError
+from facebone.plugins.backbones.checks import check_image_size
 
 DEPTHS = (18, 34, 50, 100, 200)
 
@@ -30,14 +31,6 @@ class IResNetOptions:
             raise ValueError(f"key 'dropout' must be in [0, 1), got {self.dropout}")
         if self.width < 1:
             raise ValueError(f"key 'width' must be a positive integer, got {self.width}")
-
-
-def check_image_size(options: Any, experiment: dict) -> list[str]:
-    """iResNet halves the map four times: the image size must be divisible by 16."""
-    size = (experiment.get("data") or {}).get("image_size", 112)
-    if isinstance(size, int) and (size % 16 or size < 16):
-        return [f"[data] key 'image_size' = {size}: iresnet needs a multiple of 16 (e.g. 112)"]
-    return []
 
 
 def build_iresnet(depth: int, options: IResNetOptions, *, embedding_size: int = 512, image_size: int = 112,

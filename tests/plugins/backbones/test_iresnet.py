@@ -57,11 +57,15 @@ def shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 @pytest.mark.parametrize("depth", [18, 50, 100])
 def test_flatten_state_dict_matches_insightface_layout(depth: int) -> None:
-    got = shapes(build(depth))
+    model = build(depth)
+    got = shapes(model)
     want = insightface_layout(PUBLISHED_LAYERS[depth])
     assert sorted(got) == sorted(want)
     assert got == want
     assert list(got) == list(want)  # same order too: InsightFace registers modules in this order
+    ones = {k: torch.full(s, 0.5) if s else torch.tensor(3) for k, s in want.items()}
+    model.load_state_dict(ones, strict=True)
+    assert float(model.layer3[0].conv1.weight.detach()[0, 0, 0, 0]) == 0.5
 
 
 @pytest.mark.parametrize("pooling", ["gap", "gwp"])

@@ -1,0 +1,60 @@
+"""ONNX export of a backbone (optionally preceded by its warp) with an onnxruntime check.
+
+``export_onnx(model, "out.onnx", 112)`` writes a graph with input ``images`` ``(N, 3, H, W)``
+float32 in [-1, 1] (dynamic N) and output ``embedding`` ``(N, D)``, then runs onnxruntime
+on a random batch and reports the largest absolute difference from PyTorch. Needs the
+optional extra ``facebone[export]`` (onnx, onnxruntime).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from facebone.errors import FaceboneError
+from facebone.io import atomic_write
+
+OPSET = 17
+
+
+def _need_onnx() -> Any:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise FaceboneError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing): "
+                            "pip install 'facebone[export]'") from None
+    return onnx, onnxruntime
+
+
+def export_onnx(model: Any, path: str | Path, image_size: int | tuple[int, int], *, opset: int = OPSET,
+                check_batch: int = 2, seed: int = 0) -> dict[str, Any]:
+    """Export ``model`` (eval mode, float32, CPU) to ``path``; return the check's figures.
+
+    Returns ``{"path", "opset", "max_abs_diff", "max_rel_diff", "min_cosine"}``, comparing
+    onnxruntime with PyTorch on ``check_batch`` random images. The model is left in eval mode.
+    """
+    import numpy as np
+    import torch
+
+    onnx, ort = _need_onnx()
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    path = Path(path)
+    model = model.eval().float().to("cpu")
+    gen = torch.Generator().manual_seed(seed)
+    dummy = torch.rand(check_batch, 3, h, w, generator=gen) * 2 - 1
+
+    def write(tmp: str) -> None:
+        torch.onnx.export(model, (dummy,), tmp, dynamo=False, opset_version=opset, input_names=["images"],
+                          output_names=["embedding"],
+                          dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}})
+        onnx.checker.check_model(tmp)
+
+    atomic_write(path, write)
+    with torch.no_grad():
+        ref = model(dummy).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["embedding"], {"images": dummy.numpy()})[0]
+    diff = np.abs(got - ref)
+    cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    return {"path": str(path), "opset": opset, "max_abs_diff": float(diff.max()),
+            "max_rel_diff": float(diff.max() / (np.abs(ref).max() + 1e-12)), "min_cosine": float(cos.min())}

@@ -1,0 +1,132 @@
+"""Backbone weights: InsightFace ``.pth`` import, key/shape reports, facebone safetensors files.
+
+InsightFace checkpoints (``backbone.pth``, ``model.pt``) are plain state dicts; they are read
+with ``torch.load(weights_only=True)``, which never unpickles code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from facebone.errors import DataError
+
+WRAPPER_KEYS = ("state_dict", "model", "backbone")
+STRIP_PREFIXES = ("module.", "backbone.", "_orig_mod.")
+
+
+@dataclasses.dataclass
+class KeyReport:
+    """How a checkpoint's keys and shapes compare with a model's state dict."""
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (key, checkpoint shape, model shape)
+    filled: list[str]  # missing BN ``num_batches_tracked`` counters, taken from the model
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def lines(self, limit: int = 10) -> list[str]:
+        """Human-readable report, at most ``limit`` entries per kind of problem."""
+        out = []
+        for title, items in (("missing from checkpoint", self.missing), ("not in model", self.unexpected)):
+            if items:
+                out.append(f"{len(items)} key(s) {title}: " + ", ".join(items[:limit])
+                           + (" ..." if len(items) > limit else ""))
+        if self.mismatched:
+            out.append(f"{len(self.mismatched)} shape mismatch(es):")
+            out.extend(f"  {k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.mismatched[:limit])
+        return out
+
+    def summary(self) -> str:
+        return (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                f"{len(self.mismatched)} shape mismatches")
+
+
+def compare(checkpoint: dict[str, Any], model_state: dict[str, Any]) -> KeyReport:
+    """Compare key names and shapes of two state dicts."""
+    filled = [k for k in model_state if k not in checkpoint and k.endswith("num_batches_tracked")]
+    missing = [k for k in model_state if k not in checkpoint and k not in filled]
+    unexpected = [k for k in checkpoint if k not in model_state]
+    mismatched = [(k, tuple(v.shape), tuple(model_state[k].shape)) for k, v in checkpoint.items()
+                  if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)]
+    return KeyReport(missing, unexpected, mismatched, filled)
+
+
+def read_torch_state_dict(path: str | Path) -> dict[str, Any]:
+    """A tensor state dict from a ``.pth``/``.pt`` file (``weights_only=True``), wrappers removed."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a weights-only PyTorch state dict ({first})") from None
+    for key in WRAPPER_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    for prefix in STRIP_PREFIXES:
+        if all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix):]: v for k, v in obj.items()}
+    return obj
+
+
+def embedding_size_of(state: dict[str, Any], model_state: dict[str, Any]) -> int | None:
+    """D stored in ``state``: the size of the model's last BatchNorm (the embedding BN1d).
+
+    ``model_state`` is the state dict of the same backbone built with any D; its (module)
+    order finds the last BatchNorm, whatever the order of ``state`` (safetensors sorts keys).
+    """
+    last = [k for k in model_state if k.endswith("running_var") and k in state]
+    return int(state[last[-1]].shape[0]) if last else None
+
+
+def load_into(model: Any, state: dict[str, Any], where: str) -> KeyReport:
+    """Load ``state`` into ``model`` strictly; DataError naming ``where`` and the first problems."""
+    report = compare(state, model.state_dict())
+    if not report.ok:
+        raise DataError(f"{where}: does not fit backbone ({report.summary()}): " + "; ".join(
+            line.strip() for line in report.lines(limit=3)))
+    model.load_state_dict({**{k: model.state_dict()[k] for k in report.filled}, **state}, strict=True)
+    return report
+
+
+def save_backbone(path: str | Path, state: dict[str, Any], *, backbone: str, options: dict[str, Any],
+                  embedding_size: int, image_size: int, source: str = "") -> Path:
+    """Write a backbone state dict as safetensors (atomically), with what is needed to rebuild it."""
+    from safetensors.torch import save_file
+
+    from facebone.io import atomic_write
+
+    meta = {"format": "facebone-backbone", "backbone": backbone, "options": json.dumps(options),
+            "embedding_size": str(embedding_size), "image_size": str(image_size), "source": source}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; ``backbone.``/``module.`` prefixes removed."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+        raise DataError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    if any(k.startswith("backbone.") for k in tensors):  # a whole-run checkpoint: keep the backbone
+        tensors = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    if tensors and all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors, meta
