@@ -1,7 +1,6 @@
 """The embedder evaluators receive: eval mode, batching, flip test, precision."""
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -10,16 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facebone.errors import DataError
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``precision`` ('fp32' means none); fp16 is refused on CPU."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    if device.type == "cpu" and dtype == torch.float16:
-        raise DataError("precision 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from facebone.fastpath import autocast, prepare, to_input
 
 
 def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -46,8 +36,8 @@ class Embedder:
         self.precision = precision
         self.channels_last = channels_last
         self.device = torch.device(device)
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        if channels_last:  # weights stay fp32; autocast casts per op
+            prepare(self.model, precision, channels_last)
 
     def _batches(self, images: np.ndarray) -> Iterator[torch.Tensor]:
         for start in range(0, len(images), self.batch_size):
@@ -64,11 +54,9 @@ class Embedder:
             start = 0
             for batch in self._batches(images):
                 batch = batch.to(self.device, non_blocking=True)
-                if self.channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
                 inputs = torch.cat([batch, torch.flip(batch, dims=[3])]) if self.flip else batch
-                with autocast_context(self.device, self.precision):
-                    emb = self.model(inputs)
+                with autocast(self.precision, self.device):
+                    emb = self.model(to_input(inputs, self.channels_last))
                 emb = emb.float().cpu().numpy().reshape(n_views, len(batch), -1)
                 out[:, start:start + len(batch)] = emb
                 start += len(batch)

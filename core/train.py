@@ -14,9 +14,9 @@ from torch import nn
 
 from facebone import __version__
 from facebone.checkpoint import save_checkpoint
-from facebone.embed import autocast_context
 from facebone.errors import ConfigError
 from facebone.evaluate import run_evaluators
+from facebone.fastpath import autocast
 from facebone.model import Classifier, FaceModel, build_model
 from facebone.progress import Progress
 from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT
@@ -153,7 +153,7 @@ class Trainer:
               scaler: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True).long()
-        with autocast_context(self.device, self.exp.train.precision):
+        with autocast(self.exp.train.precision, self.device):
             embeddings = model(images)
         cosine, norms = classifier(embeddings.float())
         logits = head(cosine, labels, norms)

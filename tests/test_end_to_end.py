@@ -116,3 +116,14 @@ def test_third_party_backbone_trains_with_no_change_to_facebone(tmp_path):
     env = json.loads((tmp_path / "runs" / "e2e" / "environment.json").read_text())
     assert env["plugins"]["thirdnet"] == {"distribution": "fb-thirdparty", "version": "0.7",
                                           "components": ["backbone:thirdnet"]}
+
+
+def test_export_of_a_run_directory_includes_the_warp_and_matches(finished_run, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    tmp, _, _ = finished_run
+    out = tmp_path / "model.onnx"
+    result = facebone("export", tmp / "runs" / "e2e", "--onnx", out)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert out.is_file() and report["max_abs_diff"] < 1e-3 and report["min_cosine"] > 0.9999

@@ -80,11 +80,14 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
     """Parameters and FLOPs of a backbone with default options at its input size."""
     if comp.kind != "backbone":
         return []
-    try:
-        from facebone.complexity import describe_backbone_complexity
-    except ImportError:
-        return []
-    return describe_backbone_complexity(comp)
+    from facebone.complexity import count, describe_lines
+    from facebone.options import build_options
+
+    options, _ = build_options(comp.options, {}, comp.name)
+    size = 112
+    model = comp.factory(options, embedding_size=512, image_size=size)
+    return [f"at {size}x{size} with default options and 512-D embeddings:"] + [
+        "  " + line for line in describe_lines(count(model, size), size)]
 
 
 def plugins(args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
-"""`facebone export CHECKPOINT --backbone NAME --onnx OUT.onnx`: ONNX export checked with onnxruntime.
+"""`facebone export RUN_DIR|CHECKPOINT --onnx OUT.onnx`: ONNX export checked with onnxruntime.
 
+RUN_DIR is a run directory: its resolved experiment builds warp + backbone (the warp is part
+of the exported graph) and its last checkpoint (or --checkpoint-file) supplies the weights.
 CHECKPOINT is a safetensors file holding a backbone state dict: one written by `facebone
 import-weights` (its metadata names the backbone and its options), or any checkpoint whose
 backbone tensors are prefixed ``backbone.``, with --backbone NAME and --set options. The
@@ -15,7 +17,7 @@ import json
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p = subparsers.add_parser("export", help="export a backbone checkpoint to ONNX (checked with onnxruntime)",
                               description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("checkpoint", help="backbone .safetensors file")
+    p.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT", help="run directory, or backbone .safetensors file")
     p.add_argument("--onnx", required=True, metavar="OUT", help="output .onnx file")
     p.add_argument("--backbone", default=None, metavar="NAME", help="backbone name (default: from the file's metadata)")
     p.add_argument("--set", action="append", default=[], metavar="backbone.KEY=VALUE", help="backbone option")
@@ -30,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from facebone.export import export_onnx
     from facebone.weights import load_into, read_safetensors
 
+    from pathlib import Path
+
+    if Path(args.checkpoint).is_dir():
+        return export_run(args)
     state, meta = read_safetensors(args.checkpoint)
     name = args.backbone or meta.get("backbone")
     if not name:
@@ -40,5 +46,31 @@ def run(args: argparse.Namespace) -> int:
     model = build_for_state(name, table, state, image_size=size)
     load_into(model, state, f"{args.checkpoint} ({name})")
     result = export_onnx(model, args.onnx, size, opset=args.opset)
+    print(json.dumps(result))
+    return 0
+
+
+def export_run(args: argparse.Namespace) -> int:
+    """Export warp + backbone of a run directory with its last checkpoint."""
+    from pathlib import Path
+
+    from facebone.commands.eval_cmd import load_weights
+    from facebone.config import load_experiment
+    from facebone.errors import ConfigError
+    from facebone.export import export_onnx
+    from facebone.model import build_model
+    from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT, RESOLVED
+
+    run_dir = Path(args.checkpoint)
+    if not (run_dir / RESOLVED).is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no {RESOLVED})")
+    if args.backbone or args.set or args.image_size:
+        raise ConfigError(f"{run_dir}: --backbone, --set and --image-size apply to a checkpoint file; a run "
+                          "directory's experiment fixes them")
+    exp = load_experiment(run_dir / RESOLVED, check_paths=False)
+    model = build_model(exp)
+    load_weights(model, run_dir / CHECKPOINTS / LAST_CHECKPOINT)
+    model.eval()
+    result = export_onnx(model, args.onnx, exp.data.image_size, opset=args.opset)
     print(json.dumps(result))
     return 0
