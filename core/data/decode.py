@@ -65,6 +65,17 @@ def decode_image(data: bytes, *, decoder: str = "auto", where: str = "image") ->
     raise DataError(f"{where}: not a decodable image ({len(data)} bytes; {'; '.join(errors)})")
 
 
+def probe_size(data: bytes, where: str) -> tuple[int, int]:
+    """(H, W) of an encoded image from its header; DataError naming ``where`` if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return (im.height, im.width)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a data error
+        raise DataError(f"{where}: not a decodable image ({exc})") from None
+
+
 def resize_uint8(img: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """Resize a uint8 (3, H, W) or (N, 3, H, W) image to ``size`` (antialiased when shrinking)."""
     if tuple(img.shape[-2:]) == tuple(size):

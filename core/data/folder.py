@@ -71,17 +71,9 @@ class ImageFolder:
     def image_size(self) -> tuple[int, int]:
         """(H, W) of the first image."""
         if self._image_size is None:
-            import io
+            from facebone.data.decode import probe_size
 
-            from PIL import Image
-
-            try:
-                with Image.open(io.BytesIO(self.image_bytes(0))) as im:
-                    self._image_size = (im.height, im.width)
-            except DataError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise DataError(f"{self.where(0)}: not a decodable image ({exc})") from None
+            self._image_size = probe_size(self.image_bytes(0), self.where(0))
         return self._image_size
 
 

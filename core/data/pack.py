@@ -12,7 +12,6 @@ Two layouts are read:
 """
 from __future__ import annotations
 
-import io
 import os
 import struct
 from itertools import groupby
@@ -175,13 +174,9 @@ class Pack:
     def image_size(self) -> tuple[int, int]:
         """(H, W) from ``property``, else from the first image's header."""
         if self._image_size is None:
-            from PIL import Image
+            from facebone.data.decode import probe_size
 
-            try:
-                with Image.open(io.BytesIO(self.image_bytes(0))) as im:
-                    self._image_size = (im.height, im.width)
-            except Exception as exc:  # noqa: BLE001 - reported as a data error
-                raise DataError(f"{self.where(0)}: not a decodable image ({exc})") from None
+            self._image_size = probe_size(self.image_bytes(0), self.where(0))
         return self._image_size
 
     @property
