@@ -2,7 +2,9 @@
 
 For each backbone: images/s of both paths at one batch size, their ratio (fast / baseline,
 measured in the same run, interleaved so machine load hits both alike) and the minimum
-cosine similarity between the fast and the fp32 embedding over the batch. Prints JSON.
+cosine similarity between the fast and the fp32 embedding over the batch. With
+``--compiled`` it also times the fast path under ``torch.compile`` with frozen weights (what
+``[embed] compile = true`` uses), reporting the compile time separately. Prints JSON.
 
 BatchNorm statistics are first set from a random batch (torch.optim.swa_utils.update_bn),
 so a fresh network behaves like a trained one (untrained running statistics make deep nets'
@@ -29,7 +31,8 @@ def _time(fn, reps: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
-def bench_one(name: str, batch: int, reps: int, precision: str, image_size: int, seed: int = 0) -> dict:  # type: ignore[type-arg]
+def bench_one(name: str, batch: int, reps: int, precision: str, image_size: int, seed: int = 0,
+              compiled: bool = False) -> dict:  # type: ignore[type-arg]
     import torch
     from torch.optim.swa_utils import update_bn
 
@@ -46,17 +49,35 @@ def bench_one(name: str, batch: int, reps: int, precision: str, image_size: int,
     warm = x[: min(batch, 4)]
     fastpath.embed(base, warm, "fp32")
     fastpath.embed(fast, warm, precision, channels_last=True)
+    out: dict[str, object] = {}
+    if compiled:
+        from facebone.embed import compile_frozen
+
+        frozen = compile_frozen(copy.deepcopy(fast))
+        with torch.no_grad():
+            start = time.perf_counter()
+            fastpath.embed(frozen, x, precision, True)  # compiles for this static shape
+            out["compile_s"] = round(time.perf_counter() - start, 1)
     results: dict[str, object] = {}
-    t_base, t_fast = [], []
-    for _ in range(reps):  # interleave so background load affects both paths alike
+    t_base, t_fast, t_comp = [], [], []
+    for _ in range(reps):  # interleave so background load affects every path alike
         t_base += _time(lambda: results.__setitem__("ref", fastpath.embed(base, x, "fp32")), 1)
         t_fast += _time(lambda: results.__setitem__("fast", fastpath.embed(fast, x, precision, True)), 1)
+        if compiled:
+            t_comp += _time(lambda: results.__setitem__("comp", fastpath.embed(frozen, x, precision, True)), 1)
     ref, got = results["ref"], results["fast"]
     cos = torch.nn.functional.cosine_similarity(ref, got, dim=1)  # type: ignore[arg-type]
     b, f = min(t_base), min(t_fast)
-    return {"fp32_nchw_img_s": round(batch / b, 2), "fast_img_s": round(batch / f, 2),
-            "speedup": round(b / f, 3), "min_cosine": round(float(cos.min()), 6),
-            "fp32_s_per_batch": [round(t, 3) for t in t_base], "fast_s_per_batch": [round(t, 3) for t in t_fast]}
+    out.update({"fp32_nchw_img_s": round(batch / b, 2), "fast_img_s": round(batch / f, 2),
+                "speedup": round(b / f, 3), "min_cosine": round(float(cos.min()), 6),
+                "fp32_s_per_batch": [round(t, 3) for t in t_base], "fast_s_per_batch": [round(t, 3) for t in t_fast]})
+    if compiled:
+        c = min(t_comp)
+        cos_c = torch.nn.functional.cosine_similarity(ref, results["comp"], dim=1)  # type: ignore[arg-type]
+        out.update({"compiled_img_s": round(batch / c, 2), "compiled_speedup": round(b / c, 3),
+                    "compiled_min_cosine": round(float(cos_c.min()), 6),
+                    "compiled_s_per_batch": [round(t, 3) for t in t_comp]})
+    return out
 
 
 def main() -> None:
@@ -67,6 +88,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp16"])
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: shared machine)")
+    parser.add_argument("--compiled", action="store_true", help="also time the torch.compile path ([embed] compile)")
     args = parser.parse_args()
 
     import torch
@@ -81,7 +103,8 @@ def main() -> None:
               "cpu": platform.processor() or platform.machine(), "cpu_native_bf16": fastpath.cpu_has_native_bf16(),
               "baseline": "fp32 NCHW, same weights, same process", "backbones": {}}
     for name in names:
-        report["backbones"][name] = bench_one(name, args.batch, args.reps, args.precision, args.image_size)
+        report["backbones"][name] = bench_one(name, args.batch, args.reps, args.precision, args.image_size,
+                                              compiled=args.compiled)
     print(json.dumps(report, indent=2))
 
 

@@ -23,11 +23,21 @@ def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tens
     return x
 
 
+def compile_frozen(model: nn.Module) -> nn.Module:
+    """``torch.compile`` for inference with weights frozen into the graph (conv-BN folding,
+    prepacked weights). Compiling takes tens of seconds, so it pays off on large sets only.
+    The weights at the first call are baked in: build a new embedder after they change."""
+    torch._dynamo.reset()  # a frozen graph cached for this module earlier would hold old weights
+    model.eval()
+    return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
 class Embedder:
     """Embeds uint8 RGB images with a model in eval mode (see :class:`facebone.contracts.Embedder`)."""
 
     def __init__(self, model: nn.Module, *, image_size: int, batch_size: int = 64, flip: bool = True,
-                 precision: str = "fp32", channels_last: bool = False, device: str | torch.device = "cpu"):
+                 precision: str = "fp32", channels_last: bool = False, compile: bool = False,
+                 device: str | torch.device = "cpu"):
         self.model = model
         self.image_size = int(image_size)
         self.embedding_size = int(model.embedding_size)
@@ -38,6 +48,10 @@ class Embedder:
         self.device = torch.device(device)
         if channels_last:  # weights stay fp32; autocast casts per op
             prepare(self.model, precision, channels_last)
+        self._forward: nn.Module = self.model
+        self.compiled = bool(compile)
+        if compile:
+            self._forward = compile_frozen(self.model)
 
     def _batches(self, images: np.ndarray) -> Iterator[torch.Tensor]:
         for start in range(0, len(images), self.batch_size):
@@ -54,12 +68,15 @@ class Embedder:
             start = 0
             for batch in self._batches(images):
                 batch = batch.to(self.device, non_blocking=True)
+                n = len(batch)
+                if self.compiled and n < self.batch_size:  # one static shape: no recompilation
+                    batch = torch.cat([batch, batch.new_zeros((self.batch_size - n, *batch.shape[1:]))])
                 inputs = torch.cat([batch, torch.flip(batch, dims=[3])]) if self.flip else batch
                 with autocast(self.precision, self.device):
-                    emb = self.model(to_input(inputs, self.channels_last))
-                emb = emb.float().cpu().numpy().reshape(n_views, len(batch), -1)
-                out[:, start:start + len(batch)] = emb
-                start += len(batch)
+                    emb = self._forward(to_input(inputs, self.channels_last))
+                emb = emb.float().reshape(n_views, len(batch), -1)[:, :n].cpu().numpy()
+                out[:, start:start + n] = emb
+                start += n
         finally:
             self.model.train(was_training)
         return out

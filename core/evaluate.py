@@ -18,7 +18,8 @@ from facebone.rundir import record_results
 def make_embedder(exp: Any, model: nn.Module, device: torch.device) -> Embedder:
     """The embedder of an experiment's ``[embed]`` table."""
     return Embedder(model, image_size=exp.data.image_size, batch_size=exp.embed.batch_size, flip=exp.embed.flip,
-                    precision=exp.embed.precision, channels_last=exp.embed.channels_last, device=device)
+                    precision=exp.embed.precision, channels_last=exp.embed.channels_last,
+                    compile=exp.embed.compile, device=device)
 
 
 def _check_metrics(spec: Any, result: Any) -> dict[str, float]:

@@ -73,6 +73,8 @@ class EmbedTable:
     flip: bool = option(True, "flip test: add the embedding of the mirrored image")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision for embedding")
     channels_last: bool = option(False, "channels-last memory format (faster on many CPUs and GPUs)")
+    compile: bool = option(False, "torch.compile with frozen weights (tens of seconds to compile; pays off on "
+                                  "large sets such as IJB-C)")
 
 
 CORE_TABLES = {
