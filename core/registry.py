@@ -143,10 +143,6 @@ class Registry:
         if self.failures:
             broken = "; ".join(f"{f.provider} failed to load: {f.error}" for f in self.failures)
             message += f". Note: {broken}"
-        return self._raise(message)
-
-    @staticmethod
-    def _raise(message: str) -> Component:
         raise PluginError(message)
 
     def duplicates(self) -> dict[str, list[Component]]:

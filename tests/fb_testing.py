@@ -80,11 +80,21 @@ def facebone(*args, env=None, cwd=None):
                           env=full_env, cwd=cwd, timeout=600)
 
 
-def make_third_party(site: Path, broken: bool = False) -> None:
-    """A third-party plugin distribution installed into ``site`` (a dist-info with an entry point)."""
-    pkg = site / "fb_thirdparty"
+def install_distribution(site: Path, dist: str, version: str, module: str, source: str,
+                         entry_points: dict[str, str]) -> None:
+    """Install a one-module distribution into ``site``: the module, and a dist-info whose
+    entry points (group ``facebone``) map names to modules."""
+    pkg = site / module
     pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "__init__.py").write_text(textwrap.dedent(source))
+    info = site / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (info / "entry_points.txt").write_text("[facebone]\n" + lines)
+
+
+THIRDNET = '''
         import dataclasses
         import facebone
 
@@ -112,11 +122,12 @@ def make_third_party(site: Path, broken: bool = False) -> None:
         @facebone.hookimpl
         def facebone_backbones(registry):
             registry.add("thirdnet", build, options=Options, summary="A third-party test backbone")
-    '''))
-    info = site / "fb_thirdparty-0.7.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fb-thirdparty\nVersion: 0.7\n")
-    lines = "[facebone]\nthirdnet = fb_thirdparty\n"
+'''
+
+
+def make_third_party(site: Path, broken: bool = False) -> None:
+    """A third-party plugin distribution installed into ``site`` (a dist-info with an entry point)."""
+    entry_points = {"thirdnet": "fb_thirdparty"}
     if broken:
-        lines += "brokennet = fb_missing_module\n"
-    (info / "entry_points.txt").write_text(lines)
+        entry_points["brokennet"] = "fb_missing_module"
+    install_distribution(site, "fb-thirdparty", "0.7", "fb_thirdparty", THIRDNET, entry_points)

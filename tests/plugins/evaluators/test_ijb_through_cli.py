@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from fb_testing import facebone
+from fb_testing import facebone, install_distribution
 from test_ijb_evaluators import make_ijb
 
 COLOURNET = '''
@@ -50,12 +50,7 @@ def facebone_backbones(registry):
 @pytest.fixture
 def colournet_site(tmp_path):
     site = tmp_path / "site"
-    (site / "fb_colournet").mkdir(parents=True)
-    (site / "fb_colournet" / "__init__.py").write_text(COLOURNET)
-    info = site / "fb_colournet-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fb-colournet\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[facebone]\ncolournet = fb_colournet\n")
+    install_distribution(site, "fb-colournet", "1.0", "fb_colournet", COLOURNET, {"colournet": "fb_colournet"})
     return site
 
 
