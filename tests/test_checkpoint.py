@@ -32,3 +32,15 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(DataError, match="bad.safetensors: not a readable safetensors checkpoint"):
         read_checkpoint(bad)
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from facebone.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "r.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
