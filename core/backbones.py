@@ -15,10 +15,7 @@ def parse_sets(items: list[str] | None, table: str = "backbone") -> dict[str, An
 
     Values are parsed as TOML (strings may be left unquoted). A key outside ``table`` is an error.
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+    from facebone.tomlio import parse_value
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -29,11 +26,7 @@ def parse_sets(items: list[str] | None, table: str = "backbone") -> dict[str, An
         tbl, dot, name = key.rpartition(".")
         if dot and tbl != table:
             raise ConfigError(f"--set {item!r}: only [{table}] keys can be set here")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        out[name] = value
+        out[name] = parse_value(raw)
     return out
 
 

@@ -122,10 +122,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) 
         if len(parts) < 2 or not all(parts):
             problems.append(f"--set {item!r}: expected table.key=value (e.g. train.lr=0.05)")
             continue
-        try:
-            value = tomlio.loads(f"v = {text}")["v"]
-        except tomlio.TOMLDecodeError:
-            value = text
+        value = tomlio.parse_value(text)
         node: Any = raw
         ok = True
         for i, part in enumerate(parts[:-1]):

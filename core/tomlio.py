@@ -19,6 +19,14 @@ loads = tomllib.loads
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def parse_value(text: str) -> Any:
+    """A command-line value: parsed as TOML (``0.1``, ``true``, ``[1, 2]``, ``"x"``), else the bare text."""
+    try:
+        return loads(f"v = {text.strip()}")["v"]
+    except TOMLDecodeError:
+        return text.strip()
+
+
 def _key(k: str) -> str:
     return k if _BARE_KEY.match(k) else json.dumps(k)
 
