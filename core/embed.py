@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facebone.data.decode import to_network_range
 from facebone.errors import DataError
 from facebone.fastpath import autocast, prepare, to_input
 
@@ -17,7 +18,7 @@ def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tens
     tensor = torch.as_tensor(images)
     if tensor.ndim != 4 or tensor.shape[-1] != 3:
         raise DataError(f"embedder expects uint8 images (N, H, W, 3), got shape {tuple(tensor.shape)}")
-    x = tensor.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
+    x = to_network_range(tensor.permute(0, 3, 1, 2))
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from facebone.errors import DataError
-from facebone.data.decode import decode_image, resize_uint8
+from facebone.data.decode import decode_image, resize_uint8, to_network_range
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -108,7 +108,7 @@ class TrainingSet(torch.utils.data.Dataset):
                 self.corrupt_messages.append(str(exc))
             return None
         img = self.augment(img, seed)
-        x = img.float().div_(127.5).sub_(1.0)  # == (x/255 - 0.5) / 0.5
+        x = to_network_range(img)
         return x, int(self.source.labels[i])
 
     def augment(self, img: torch.Tensor, seed: int) -> torch.Tensor:

@@ -65,6 +65,12 @@ def decode_image(data: bytes, *, decoder: str = "auto", where: str = "image") ->
     raise DataError(f"{where}: not a decodable image ({len(data)} bytes; {'; '.join(errors)})")
 
 
+def to_network_range(img: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB -> float32 in [-1, 1] as ``(x/255 - 0.5)/0.5``: the one normalisation that
+    training and embedding share."""
+    return img.float().div_(127.5).sub_(1.0)
+
+
 def probe_size(data: bytes, where: str) -> tuple[int, int]:
     """(H, W) of an encoded image from its header; DataError naming ``where`` if unreadable."""
     from PIL import Image
