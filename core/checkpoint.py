@@ -44,11 +44,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: str) -> None:
     """Load the ``prefix.*`` tensors into ``module`` strictly; DataError listing any mismatch."""
+    from facebone.weights import compare
+
     state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    report = compare(state, module.state_dict())
+    missing = sorted(report.missing + report.filled)  # facebone's own checkpoints hold every buffer
+    unexpected = sorted(report.unexpected)
+    wrong = sorted(report.mismatched)
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -56,8 +58,7 @@ def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefi
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} keys (e.g. {prefix}.{unexpected[0]})")
         if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {prefix}.{k}: checkpoint "
-                         f"{tuple(state[k].shape)}, model {tuple(own[k].shape)})")
+            k, theirs, ours = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatches (e.g. {prefix}.{k}: checkpoint {theirs}, model {ours})")
         raise DataError(f"{source}: checkpoint does not match the experiment's {prefix}: " + "; ".join(parts))
     module.load_state_dict(state, strict=True)

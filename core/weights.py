@@ -114,19 +114,11 @@ def save_backbone(path: str | Path, state: dict[str, Any], *, backbone: str, opt
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """(tensors, metadata) of a safetensors file; ``backbone.``/``module.`` prefixes removed."""
-    from safetensors import safe_open
+    from facebone.checkpoint import read_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = dict(fh.metadata() or {})
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
-        raise DataError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    tensors, meta = read_checkpoint(path)
     if any(k.startswith("backbone.") for k in tensors):  # a whole-run checkpoint: keep the backbone
         tensors = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
     if tensors and all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
-    return tensors, meta
+    return tensors, dict(meta)
