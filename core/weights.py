@@ -113,12 +113,15 @@ def save_backbone(path: str | Path, state: dict[str, Any], *, backbone: str, opt
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file; ``backbone.``/``module.`` prefixes removed."""
+    """(tensors, metadata) of a safetensors file holding a backbone: a bare state dict, or a run
+    checkpoint whose backbone tensors are ``model.backbone.*``; ``module.`` prefixes removed."""
     from facebone.checkpoint import read_checkpoint
 
     tensors, meta = read_checkpoint(path)
-    if any(k.startswith("backbone.") for k in tensors):  # a whole-run checkpoint: keep the backbone
-        tensors = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    for prefix in ("model.backbone.", "backbone."):  # a run checkpoint (warp, classifier, ...): the backbone
+        if any(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            break
     if tensors and all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors, dict(meta)

@@ -63,3 +63,16 @@ def test_embedding_size_and_round_trip(tmp_path) -> None:  # type: ignore[no-unt
         assert torch.equal(v, rebuilt.state_dict()[k]), k
     with pytest.raises(DataError, match="m.safetensors: does not fit backbone"):
         load_into(build_backbone("mobilefacenet"), state, "m.safetensors")
+
+
+def test_read_safetensors_takes_the_backbone_out_of_a_run_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facebone.checkpoint import save_checkpoint
+
+    backbone = build_backbone("iresnet18", {"width": 8}, embedding_size=16)
+    wrapper = torch.nn.Module()
+    wrapper.backbone = backbone
+    wrapper.warp = torch.nn.Identity()
+    save_checkpoint(tmp_path / "last.safetensors", {"model": wrapper, "classifier": torch.nn.Linear(16, 3)}, {})
+    state, _ = read_safetensors(tmp_path / "last.safetensors")
+    assert set(state) == set(backbone.state_dict())
+    load_into(build_backbone("iresnet18", {"width": 8}, embedding_size=16), state, "last.safetensors")

@@ -4,7 +4,8 @@ RUN_DIR is a run directory: its resolved experiment builds warp + backbone (the 
 of the exported graph) and its last checkpoint (or --checkpoint-file) supplies the weights.
 CHECKPOINT is a safetensors file holding a backbone state dict: one written by `facebone
 import-weights` (its metadata names the backbone and its options), or any checkpoint whose
-backbone tensors are prefixed ``backbone.``, with --backbone NAME and --set options. The
+backbone tensors are prefixed ``backbone.`` (a run's ``checkpoints/*.safetensors``, whose
+backbone is ``model.backbone.*``, works too), with --backbone NAME and --set options. The
 ONNX graph takes ``images`` (N, 3, H, W) in [-1, 1] and returns ``embedding`` (N, D);
 onnxruntime's output is compared with PyTorch's and the differences are printed as JSON.
 """
