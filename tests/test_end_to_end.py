@@ -101,6 +101,9 @@ def test_eval_errors_are_one_line(finished_run, tmp_path):
     assert result.returncode == 2 and "needs --checkpoint" in result.stderr and "Traceback" not in result.stderr
     result = facebone("eval", tmp / "runs" / "e2e", "--checkpoint", tmp_path / "missing.safetensors")
     assert result.returncode == 2 and "missing.safetensors: checkpoint not found" in result.stderr
+    result = facebone("eval", exp, "--checkpoint", tmp_path / "missing.safetensors")
+    assert result.returncode == 2 and "checkpoint not found" in result.stderr
+    assert not (tmp / "runs" / "e2e-eval").exists()  # no run directory for an evaluation that never ran
     other = facebone("eval", tmp / "runs" / "e2e", "--set", "backbone.width=16")
     assert other.returncode == 2 and "shape mismatch" in other.stderr
 

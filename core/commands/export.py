@@ -1,7 +1,7 @@
 """`facebone export RUN_DIR|CHECKPOINT --onnx OUT.onnx`: ONNX export checked with onnxruntime.
 
 RUN_DIR is a run directory: its resolved experiment builds warp + backbone (the warp is part
-of the exported graph) and its last checkpoint (or --checkpoint-file) supplies the weights.
+of the exported graph) and its last checkpoint supplies the weights.
 CHECKPOINT is a safetensors file holding a backbone state dict: one written by `facebone
 import-weights` (its metadata names the backbone and its options), or any checkpoint whose
 backbone tensors are prefixed ``backbone.`` (a run's ``checkpoints/*.safetensors``, whose
@@ -55,23 +55,17 @@ def export_run(args: argparse.Namespace) -> int:
     """Export warp + backbone of a run directory with its last checkpoint."""
     from pathlib import Path
 
-    from facebone.commands.eval_cmd import load_weights
-    from facebone.config import load_experiment
+    from facebone.commands.eval_cmd import model_from_checkpoint, open_run
     from facebone.errors import ConfigError
     from facebone.export import export_onnx
-    from facebone.model import build_model
-    from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT, RESOLVED
+    from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT
 
     run_dir = Path(args.checkpoint)
-    if not (run_dir / RESOLVED).is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no {RESOLVED})")
     if args.backbone or args.set or args.image_size:
         raise ConfigError(f"{run_dir}: --backbone, --set and --image-size apply to a checkpoint file; a run "
                           "directory's experiment fixes them")
-    exp = load_experiment(run_dir / RESOLVED, check_paths=False)
-    model = build_model(exp)
-    load_weights(model, run_dir / CHECKPOINTS / LAST_CHECKPOINT)
-    model.eval()
+    exp = open_run(run_dir)
+    model = model_from_checkpoint(exp, run_dir / CHECKPOINTS / LAST_CHECKPOINT)
     result = export_onnx(model, args.onnx, exp.data.image_size, opset=args.opset)
     print(json.dumps(result))
     return 0
