@@ -80,12 +80,11 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
     """Parameters and FLOPs of a backbone with default options at its input size."""
     if comp.kind != "backbone":
         return []
+    from facebone.backbones import build_backbone
     from facebone.complexity import count, describe_lines
-    from facebone.options import build_options
 
-    options, _ = build_options(comp.options, {}, comp.name)
     size = 112
-    model = comp.factory(options, embedding_size=512, image_size=size)
+    model = build_backbone(comp.qualified_name, embedding_size=512, image_size=size)
     return [f"at {size}x{size} with default options and 512-D embeddings:"] + [
         "  " + line for line in describe_lines(count(model, size), size)]
 
