@@ -108,11 +108,23 @@ def test_gwp_kernel_is_the_papers() -> None:
     assert "pool.weight" not in model.state_dict()  # derived from the map size, not saved
 
 
-def test_gwp_pool_is_the_weighted_sum() -> None:
+def test_gwp_pool_is_the_papers_weighted_average() -> None:
+    """The paper's code multiplies the map by the (sum 1) Gaussian, then averages (AdaptiveAvgPool2d):
+    the effective weights are gaussian / 49 at 7x7, not the weighted sum."""
     model = build(18, pooling="gwp").eval()
     x = torch.randn(3, 512, 7, 7)
-    expected = (x * model.pool.weight).sum(dim=(2, 3))
-    torch.testing.assert_close(model.pool(x), expected, rtol=1e-5, atol=1e-5)
+    w = paper_gwp_kernel().float()
+    expected = torch.nn.AdaptiveAvgPool2d(1)(x * w).flatten(1)
+    torch.testing.assert_close(model.pool(x), expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(model.pool(x), (x * w).sum(dim=(2, 3)) / 49, rtol=1e-5, atol=1e-7)
+    ones = model.pool(torch.ones(1, 1, 7, 7))
+    torch.testing.assert_close(ones, torch.full((1, 1), 1 / 49), rtol=1e-6, atol=0)
+
+
+def test_gap_pool_is_adaptive_avg_pool_bit_for_bit() -> None:
+    model = build(18, pooling="gap").eval()
+    x = torch.randn(3, 512, 7, 7)
+    assert torch.equal(model.pool(x), torch.nn.AdaptiveAvgPool2d(1)(x).flatten(1))
 
 
 def test_gwp_kernel_follows_dtype_and_device() -> None:
