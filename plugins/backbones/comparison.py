@@ -6,6 +6,7 @@ These are the simplified networks that comparison trained and measured, not the 
 ShuffleFaceNet and MixFaceNets (``shufflefacenet_*``, ``mixfacenet_*``). Names give the real
 width: the repository's ``sfn1_0`` is 1.5x wide (``shufflefacenet_cmp_1_5``) and its
 ``sfn1_5`` is 1.0x (``shufflefacenet_cmp_1_0``). Its ``mbf`` is facebone's ``mobilefacenet``.
+``facebone import-weights comparison`` takes the repository's names and checkpoints.
 """
 from __future__ import annotations
 
@@ -18,13 +19,6 @@ from facebone.plugins.backbones.checks import check_image_size
 
 SHUFFLE_SCALES = ("0.5", "1.0", "1.5", "2.0")
 MIX_VARIANTS = ("xs", "s", "m")
-REPOSITORY_NAMES = {"mbf": ("mobilefacenet", {}),
-                    **{f"r{d}": (f"iresnet{d}", {}) for d in (18, 34, 50, 100, 200)},
-                    "sfn0_5": ("shufflefacenet_cmp_0_5", {}), "sfn1_5": ("shufflefacenet_cmp_1_0", {}),
-                    "sfn1_0": ("shufflefacenet_cmp_1_5", {}), "sfn2_0": ("shufflefacenet_cmp_2_0", {}),
-                    **{f"mfn_{v}": (f"mixfacenet_cmp_{v}", {}) for v in MIX_VARIANTS},
-                    **{f"smfn_{v}": (f"mixfacenet_cmp_{v}", {"shuffle": True}) for v in MIX_VARIANTS}}
-"""The repository's network names -> (facebone backbone, options); its 1.0/1.5 swap corrected."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -186,6 +186,11 @@ class ComparisonMixFaceNet(nn.Module):
             self.stages.add_module(f"stage{i + 1}", ComparisonMixUnit(cin, cout, 1 if i == 0 else 2, ks, stem=False,
                                                                       shuffle=shuffle))
         self.embedding = FallbackEmbedding(channels[-1], embedding_size)
+        self.variant = variant
+
+    def unused_checkpoint_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The repository's GDC head tensors, in its checkpoints but never used here (import checks and drops them)."""
+        return unused_head_shapes(self.variant, self.embedding_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.stages(self.head(x)))
