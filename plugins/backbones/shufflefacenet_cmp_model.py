@@ -4,7 +4,7 @@
 A simplified network, not the ShuffleFaceNet paper's (that one is
 :mod:`facebone.plugins.backbones.shufflefacenet_model`). Differences from the paper's net:
 - a 3x3 max pool (stride 2) after the stem, and strides 2 / 2 / 1 for stages 2-4, so the
-  stages run at 14, 14 -> 7 and 7 pixels from a 112 input;
+  stages output 14, 7 and 7 pixel maps from a 112 input (the paper's: 28, 14, 7);
 - a different downsampling (or widening) unit: branch 1 is 1x1 ``cin -> cout/2`` + BN +
   PReLU, depthwise 3x3 (stride) + BN, 1x1 ``cout/2 -> cout - cin`` + BN + PReLU; branch 2 is
   depthwise 3x3 (stride) on the whole input + BN, 1x1 ``cin -> cin`` + BN + PReLU; the
@@ -20,6 +20,10 @@ Widths (stage 2/3/4 channels) by complexity: 0.5x 48/96/192, 1.0x 116/232/464, 1
 176/352/704, 2.0x 244/488/976. **The repository's registry swaps two names:** its ``sfn1_0``
 builds the 1.5x net and its ``sfn1_5`` the 1.0x net (its paper's Table 1 inherits the swap).
 facebone's names say the real width: ``shufflefacenet_cmp_1_5`` loads an ``sfn1_0`` checkpoint.
+
+Parameters / MACs at 112x112 with 512-D embeddings: 0.5x 0.92M / 0.021G, 1.0x 1.84M / 0.070G,
+1.5x 3.07M / 0.139G, 2.0x 6.52M / 0.293G (the comparison paper's Table 1 figures for these
+nets, e.g. 0.455M for 0.5x, cannot come from this network: its fc alone has 0.525M).
 """
 from __future__ import annotations
 

@@ -211,3 +211,18 @@ def test_insightface_state_dict_loads_strict_and_gives_same_output() -> None:
     x = torch.rand(2, 3, 112, 112, generator=gen) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference_forward(sd, PUBLISHED_LAYERS[18], x), rtol=1e-4, atol=1e-4)
+
+
+def test_experiments_that_say_the_gwp_paper_use_its_stem() -> None:
+    """An experiment that names the GWP paper trains the paper's net: GWP pooling and the 7x7 stem."""
+    from pathlib import Path
+
+    from facebone.experiment.config import load_experiment
+
+    root = Path(__file__).resolve().parents[3] / "experiments"
+    claiming = [p for p in sorted(root.glob("*.toml")) if "gwp paper" in p.read_text().lower()]
+    assert "gwp_paper_r100.toml" in [p.name for p in claiming]
+    for path in claiming:
+        exp = load_experiment(path, check_paths=False)
+        assert exp.backbone.options.pooling == "gwp" and exp.backbone.options.stem7x7 is True, path.name
+        assert exp.data.image_size == 112  # the paper's 7x7 final map
