@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("facebone")
 """Marker for plugin hook implementations (``@facebone.hookimpl``)."""
 
-from facebone.errors import ConfigError, DataError, FaceboneError, PluginError  # noqa: E402
-from facebone.options import option  # noqa: E402
+from facebone.errors import ConfigError, DataError, FaceboneError, MissingDependencyError, PluginError  # noqa: E402
+from facebone.plugin.options import option  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -27,4 +27,5 @@ __all__ = [
     "ConfigError",
     "DataError",
     "PluginError",
+    "MissingDependencyError",
 ]
