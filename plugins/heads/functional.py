@@ -14,18 +14,7 @@ import math
 
 import torch
 
-try:  # the core's DDP helper; the fallback below only serves until the engine lands on main
-    from facebone.contracts import all_reduce_sum
-except ImportError:  # pragma: no cover - removed once main provides it
-    def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-        """SUM of ``tensor`` over the default process group (identity in one process); no grad."""
-        import torch.distributed as dist
-
-        tensor = tensor.detach()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            tensor = tensor.clone()
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return tensor
+from facebone.contracts import all_reduce_sum
 
 __all__ = ["all_reduce_sum", "as_float", "targets", "put_targets", "cos_plus", "arc_target", "safe_acos",
            "psi", "ACOS_EDGE"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.discovery import load_plugins
-from facebone.options import build_options
+from facebone.plugin.discovery import load_plugins
+from facebone.plugin.options import build_options
 
 PLUGINS = load_plugins()
 BUILTIN = [c.name for c in PLUGINS.registry("head") if c.provider.dist == "facebone"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from facebone.discovery import load_plugins
-from facebone.options import build_options
+from facebone.plugin.discovery import load_plugins
+from facebone.plugin.options import build_options
 
 PLUGINS = load_plugins()
 N, C = 10, 6

@@ -5,10 +5,10 @@ import types
 
 import pytest
 
-from facebone.config import load_experiment
-from facebone.discovery import load_plugins
+from facebone.experiment.config import load_experiment
+from facebone.plugin.discovery import load_plugins
 from facebone.errors import ConfigError
-from facebone.options import build_options, describe_options
+from facebone.plugin.options import build_options, describe_options
 from facebone.plugins.heads.magface import MagFaceOptions, min_lambda_g
 
 from fb_testing import facebone
