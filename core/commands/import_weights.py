@@ -6,7 +6,7 @@ import sys
 
 SOURCES: dict[str, str | None] = {  # checkpoint family -> "module:function(state, backbone) -> state" (None: as is)
     "insightface": None,
-    "ibug": "facebone.weights_ibug:to_facebone",  # ibug face_embedding: rtnet50, iresnet18/50
+    "ibug": "facebone.weights.ibug:to_facebone",  # ibug face_embedding: rtnet50, iresnet18/50
 }
 
 
@@ -41,10 +41,11 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from facebone.backbones import build_for_state, parse_sets
+    from facebone.experiment.overrides import parse_sets
+    from facebone.model.build import build_for_state
     from facebone.errors import DataError, FaceboneError
-    from facebone.options import options_to_dict
-    from facebone.weights import compare, read_torch_state_dict, save_backbone
+    from facebone.plugin.options import options_to_dict
+    from facebone.weights.keys import compare, read_torch_state_dict, save_backbone
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         raise DataError(f"{args.path}: does not fit backbone '{args.backbone}' ({report.summary()})")
     model.load_state_dict({**{k: model.state_dict()[k] for k in report.filled}, **state}, strict=True)
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     opts_cls = get_plugins().get("backbone", args.backbone).options
     options = options_to_dict(opts_cls(**table)) if opts_cls is not None else {}

@@ -1,7 +1,7 @@
 """RTNet: a ResNet-50-style backbone for RoI Tanh-polar inputs (Lin et al., arXiv 2102.02717).
 
 The network of ibug ``face_embedding``'s ``rtnet50(dilated=False)``, with facebone's key
-names (:mod:`facebone.weights_ibug` maps the original's). Every 3x3 convolution of the
+names (:mod:`facebone.weights.ibug` maps the original's). Every 3x3 convolution of the
 bottleneck is split in two half-width branches:
 
 - *polar*: convolves the polar map with circular padding along the angle axis (rows) and

@@ -53,7 +53,7 @@ def original_state(backbone: str) -> dict[str, torch.Tensor]:
             name, _, dims = entry.partition(":")
             shapes[name] = tuple(int(d) for d in dims.split(",")) if dims else ()
     else:
-        from facebone.backbones import build_backbone
+        from facebone.model.build import build_backbone
 
         shapes = {k: tuple(v.shape) for k, v in build_backbone(backbone).state_dict().items()}
     return S.seeded_state(shapes, seed)
@@ -127,8 +127,8 @@ def test_ibug_checkpoint_imports_and_gives_the_originals_embeddings(tmp_path, ca
 
     # the embeddings themselves, from the model `facebone eval` builds
     from facebone.commands.eval_cmd import model_from_checkpoint
-    from facebone.config import load_experiment
-    from facebone.embed import Embedder
+    from facebone.experiment.config import load_experiment
+    from facebone.eval.embedder import Embedder
 
     model = model_from_checkpoint(load_experiment(exp, check_paths=False), out)
     got = Embedder(model, image_size=112, batch_size=4, flip=True)(images)

@@ -3,7 +3,7 @@
 ``fixtures/ibug/backbones.npz`` holds the original networks' outputs on seeded weights
 (``fixtures/ibug_seeded.py``: each tensor seeded by its key name in the original's layout) and
 a seeded input. Here the same weights are rebuilt from the original's key names, renamed to
-facebone's with ``facebone.weights_ibug`` and loaded; outputs must agree to 2e-5 of the
+facebone's with ``facebone.weights.ibug`` and loaded; outputs must agree to 2e-5 of the
 output scale. The same tolerance fails for a ReLU in place of a PReLU and for border padding
 in rtnet50's polar <-> RoI Tanh conversions.
 """
@@ -20,11 +20,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.plugins.backbones.rtnet_model import polar_to_tanh_points, tanh_to_polar_grid
 from facebone.plugins.warps import mapping as M
 from facebone.plugins.warps.modules import sample_polar
-from facebone.weights_ibug import rtnet_key_to_facebone, rtnet_key_to_ibug, to_facebone
+from facebone.weights.ibug import rtnet_key_to_facebone, rtnet_key_to_ibug, to_facebone
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OUTPUTS = dict(np.load(FIXTURES / "ibug" / "backbones.npz"))

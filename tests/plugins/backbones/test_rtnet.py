@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facebone.options import build_options
+from facebone.plugin.options import build_options
 from facebone.plugins.backbones import rtnet
 from facebone.plugins.backbones.rtnet_model import CartesianHalf, PolarConv3x3, polar_to_tanh_points, tanh_to_polar_grid
 from facebone.plugins.warps import mapping as M
-from facebone.registry import Registry
+from facebone.plugin.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_parameter_count_and_contract(registry: Registry) -> None:
 
 
 def test_discovered_through_entry_points() -> None:
-    from facebone.discovery import load_plugins
+    from facebone.plugin.discovery import load_plugins
 
     assert "rtnet50" in load_plugins().registry("backbone")
 
@@ -97,7 +97,7 @@ def test_tanh_space_round_trip_is_close_to_identity() -> None:
 def test_rois_reach_the_backbone_through_face_model(registry: Registry) -> None:
     """FaceModel passes the RoIs the warp used: the fixed box (None) without RoIs, the given
     ones otherwise; a non-square RoI changes the resampling grids, so the output."""
-    from facebone.model import FaceModel
+    from facebone.model.face_model import FaceModel
     from facebone.plugins.warps.roi_tanh import RoITanhRadialOptions, build_roi_tanh_polar
 
     torch.manual_seed(0)

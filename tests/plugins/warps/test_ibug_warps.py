@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.options import build_options
+from facebone.plugin.options import build_options
 from facebone.plugins.warps import mapping as M
 from facebone.plugins.warps import roi_tanh
-from facebone.registry import Registry
+from facebone.plugin.registry import Registry
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 WARPS = dict(np.load(FIXTURES / "ibug" / "warps.npz"))
