@@ -125,14 +125,20 @@ def test_rois_reach_the_backbone_through_face_model(registry: Registry) -> None:
 
 
 def test_training_steps_decrease_the_loss(registry: Registry) -> None:
-    """A few steps on polar-warped inputs with a cosine-softmax classifier lower the loss."""
+    """A few FaceModel steps on polar-warped inputs with a cosine-softmax classifier lower the
+    loss, alternating batches without RoIs (the fixed box) and with per-sample RoIs; the
+    backbone gets what the warp used, and jittered RoIs when the warp jitters."""
+    from facebone.model.face_model import FaceModel
     from facebone.plugins.warps.roi_tanh import RoITanhRadialOptions, build_roi_tanh_polar
 
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the machine is shared: one thread is faster than contended two
     warp = build_roi_tanh_polar(RoITanhRadialOptions(), image_size=64)  # 64 px keeps it fast on a CPU
-    model = build(registry, image_size=64, embedding_size=64).train()
+    backbone = build(registry, image_size=64, embedding_size=64)
+    seen = []
+    backbone.register_forward_pre_hook(lambda mod, args: seen.append(args[1]))
+    model = FaceModel(warp, backbone).train()
     classes = 3
     weight = torch.nn.Parameter(torch.randn(classes, 64))
     images = torch.rand(4, 3, 64, 64) * 2 - 1
@@ -140,15 +146,26 @@ def test_training_steps_decrease_the_loss(registry: Registry) -> None:
     optim = torch.optim.SGD(list(model.parameters()) + [weight], lr=0.05, momentum=0.9)
     losses = []
     rois = torch.tensor([[8.0, 6.0, 56.0, 60.0], [6.0, 6.0, 58.0, 58.0], [10.0, 4.0, 54.0, 58.0], [8.0, 8.0, 56.0, 56.0]])
-    for step in range(5):
-        # training batches without RoIs (the fixed box) and with per-sample ones
-        emb = model(*warp.forward_with_rois(images, rois if step % 2 else None))
+    for step in range(6):
+        given = rois if step % 2 else None
+        emb = model(images, given)
+        assert (seen[-1] is None) if given is None else torch.equal(seen[-1][:, :4], rois)
         logits = 16.0 * F.normalize(emb) @ F.normalize(weight).t()
         loss = F.cross_entropy(logits, labels)
         optim.zero_grad()
         loss.backward()
         optim.step()
         losses.append(loss.item())
-    torch.set_num_threads(threads)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.7 * losses[0], losses
+
+    jitter = RoITanhRadialOptions(jitter_shift=0.05, jitter_scale=0.05, jitter_angle=5.0)
+    model.warp = build_roi_tanh_polar(jitter, image_size=64).train()
+    for given in (None, rois):
+        model(images, given).sum().backward()
+        used = seen[-1]
+        assert used.shape == (4, 5)  # jittered per sample, passed on
+        centre = (used[:, :2] + used[:, 2:4]) / 2
+        expected = 32.0 if given is None else (given[:, :2] + given[:, 2:]) / 2
+        assert ((centre - expected).abs() <= 0.05 * 60 + 1e-4).all() and not torch.allclose(centre, centre[:1])
+    torch.set_num_threads(threads)
