@@ -82,13 +82,15 @@ def _sample_positions(inv: np.ndarray, width: int, height: int, method: str):
         cols = np.rint(np.outer(inv[:, 0], xs) * 1024.0).astype(np.int64)  # (2, W)
         rows = np.rint((np.outer(inv[:, 1], ys) + inv[:, 2:]) * 1024.0).astype(np.int64) + 16  # (2, H)
         fine = (rows[:, :, None] + cols[:, None, :]) >> 5  # (2, H, W) in 1/32 px
-        whole = np.clip(fine >> 5, -32768, 32767)
-        return whole[0], whole[1], fine[0] & 31, fine[1] & 31
+        whole = np.clip(fine >> 5, -32768, 32767).astype(np.int32)  # OpenCV keeps them as int16
+        part = (fine & 31).astype(np.int32)
+        return whole[0], whole[1], part[0], part[1]
     sx = (inv[0, 0] * xs[None, :] + inv[0, 1] * ys[:, None] + inv[0, 2]).astype(np.float32)
     sy = (inv[1, 0] * xs[None, :] + inv[1, 1] * ys[:, None] + inv[1, 2]).astype(np.float32)
     x0 = np.floor(sx)
     y0 = np.floor(sy)
-    return x0.astype(np.int64), y0.astype(np.int64), sx - x0, sy - y0
+    whole = np.clip(np.stack([x0, y0]), -(1 << 30), 1 << 30).astype(np.int32)
+    return whole[0], whole[1], sx - x0, sy - y0
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int] = 112, *,
@@ -116,22 +118,25 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, in
     h, w, c = planes.shape
     x0, y0, fx, fy = _sample_positions(_inverse_affine(m), width, height, method)
     # one zero pixel around the image: a neighbour further out reads the same zero
-    padded = np.zeros((h + 2, w + 2, c), np.int32 if method == "fixed" else np.float32)
+    dtype = np.int32 if method == "fixed" else np.float32
+    padded = np.zeros((h + 2, w + 2, c), dtype)
     padded[1:-1, 1:-1] = planes
-    xa = np.clip(x0 + 1, 0, w + 1)
-    xb = np.clip(x0 + 2, 0, w + 1)
-    ya = np.clip(y0 + 1, 0, h + 1)
-    yb = np.clip(y0 + 2, 0, h + 1)
-    fx = fx[..., None]
-    fy = fy[..., None]
-    if method == "fixed":  # weights in 1/1024, exact products of the 1/32 offsets
+    flat = padded.reshape(-1, c)
+    xa, xb = (np.clip(x0 + k, 0, w + 1) for k in (1, 2))
+    top, bottom = (np.clip(y0 + k, 0, h + 1) * (w + 2) for k in (1, 2))
+
+    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.take(flat, (rows + cols).reshape(-1), axis=0).reshape(height, width, c)
+
+    fx = fx[..., None].astype(dtype)
+    fy = fy[..., None].astype(dtype)
+    if method == "fixed":  # weights in 1/1024: exact products of the 1/32 offsets
         gx = 32 - fx
-        out = ((padded[ya, xa] * gx + padded[ya, xb] * fx) * (32 - fy)
-               + (padded[yb, xa] * gx + padded[yb, xb] * fx) * fy + 512) >> 10
+        out = ((at(top, xa) * gx + at(top, xb) * fx) * (32 - fy)
+               + (at(bottom, xa) * gx + at(bottom, xb) * fx) * fy + 512) >> 10
     else:
-        top = padded[ya, xa] * (1 - fx) + padded[ya, xb] * fx
-        bottom = padded[yb, xa] * (1 - fx) + padded[yb, xb] * fx
-        out = np.rint(top * (1 - fy) + bottom * fy)
+        gx = 1 - fx
+        out = np.rint((at(top, xa) * gx + at(top, xb) * fx) * (1 - fy) + (at(bottom, xa) * gx + at(bottom, xb) * fx) * fy)
     out = np.clip(out, 0, 255).astype(np.uint8)
     return out[:, :, 0] if img.ndim == 2 else out
 
