@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from facebone.registry import KINDS
+from facebone.plugin.registry import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _kinds_and_pattern(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    from facebone.registry import normalise_kind
+    from facebone.plugin.registry import normalise_kind
 
     if args.kind is None:
         return list(KINDS), None
@@ -37,7 +37,7 @@ def _kinds_and_pattern(args: argparse.Namespace) -> tuple[list[str], str | None]
 
 
 def list_components(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     reg = get_plugins()
     kinds, pattern = _kinds_and_pattern(args)
@@ -55,8 +55,8 @@ def list_components(args: argparse.Namespace) -> int:
 
 
 def describe(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
-    from facebone.options import describe_options
+    from facebone.plugin.discovery import get_plugins
+    from facebone.plugin.options import describe_options
 
     comp = get_plugins().get(args.kind, args.name)
     print(f"{comp.kind} {comp.name}: {comp.summary}")
@@ -80,8 +80,8 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
     """Parameters and FLOPs of a backbone with default options at its input size."""
     if comp.kind != "backbone":
         return []
-    from facebone.backbones import build_backbone
-    from facebone.complexity import count, describe_lines
+    from facebone.model.build import build_backbone
+    from facebone.model.complexity import count, describe_lines
 
     size = 112
     model = build_backbone(comp.qualified_name, embedding_size=512, image_size=size)
@@ -90,7 +90,7 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def plugins(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     reg = get_plugins()
     for info in reg.loaded:

@@ -10,7 +10,7 @@ from torch import nn
 
 from facebone.data.decode import to_network_range
 from facebone.errors import DataError
-from facebone.fastpath import autocast, prepare, to_input
+from facebone.eval.fastpath import autocast, prepare, to_input
 
 
 def images_to_tensor(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
