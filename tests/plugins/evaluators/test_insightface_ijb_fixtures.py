@@ -23,8 +23,8 @@ import pytest
 from facebone.contracts import EvalContext
 from facebone.data import align
 from facebone.data.image_file import read_image
-from facebone.options import build_options
-from facebone.registry import Registry
+from facebone.plugin.options import build_options
+from facebone.plugin.registry import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IJB_FIXTURE = FIXTURES / "insightface_ijb"
@@ -93,7 +93,7 @@ def tpr_row(scores: np.ndarray) -> list[str]:
 
 def facebone_scores(tmp_path: Path, method: str) -> tuple[np.ndarray, dict]:
     """Template-pair scores of facebone's ``ijb`` evaluator, InsightFace's test modes (its defaults)."""
-    from facebone.embed import Embedder
+    from facebone.eval.embedder import Embedder
     from facebone.plugins.evaluators import ijb
 
     registry = Registry("evaluator")
