@@ -7,6 +7,7 @@ import sys
 
 SOURCES = {
     "insightface": "facebone.weights.sources.insightface",  # arcface_torch backbone.pth / model.pt
+    "ibug": "facebone.weights.sources.ibug",  # ibug face_embedding .pth: rtnet50, iresnet18/50
     "gwp": "facebone.weights.sources.gwp",  # the GWP paper's model.pt (7x7 stem, Gaussian-weighted pooling)
     "gwp-adaface": "facebone.weights.sources.gwp_adaface",  # GWP backbone in AdaFace's layout: Lightning .ckpt
     "comparison": "facebone.weights.sources.comparison",  # ItO210/arcface-backbone-comparative light nets
@@ -16,7 +17,7 @@ SOURCES = {
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p = subparsers.add_parser(
-        "import-weights", help="convert a foreign checkpoint (InsightFace, GWP, AdaFace layout, backbone "
+        "import-weights", help="convert a foreign checkpoint (InsightFace, ibug, GWP, AdaFace layout, backbone "
                                "comparison) to a facebone safetensors file",
         description="Read a foreign checkpoint with torch.load(weights_only=True) (no code is unpickled), map its "
                     "keys, check every key and shape against a facebone backbone, and write safetensors. "
@@ -24,8 +25,9 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("source", choices=list(SOURCES), help="checkpoint family")
     p.add_argument("path", help="the .pth / .pt / .ckpt file")
     p.add_argument("out", help="output .safetensors file")
-    p.add_argument("--backbone", metavar="NAME", help="facebone backbone, e.g. iresnet100 (required for insightface; "
-                                                      "others read it from the keys; comparison also takes its names)")
+    p.add_argument("--backbone", metavar="NAME", help="facebone backbone, e.g. iresnet100 (required for insightface and "
+                                                      "ibug; others read it from the keys; comparison also takes its "
+                                                      "names)")
     p.add_argument("--set", action="append", default=[], metavar="backbone.KEY=VALUE", help="backbone option")
     p.add_argument("--embedding-size", type=int, default=None, help="D (default: read from the checkpoint)")
     p.add_argument("--image-size", type=int, default=112, help="input size the weights are for (default 112)")
