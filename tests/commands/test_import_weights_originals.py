@@ -54,6 +54,14 @@ def test_gwp_paper_model_pt_imports_and_gives_the_originals_embedding(tmp_path, 
     assert meta["backbone"] == "iresnet50"
     assert json.loads(meta["options"])["pooling"] == "gwp" and json.loads(meta["options"])["stem7x7"] is True
     assert fx.relative_error(embed(model, fx.model_input()), "gwp_iresnet50.output") <= fx.TOLERANCE
+    # the model `facebone eval` builds from the paper's experiment (at depth 50) with this checkpoint
+    from facebone.commands.eval_cmd import model_from_checkpoint
+    from facebone.experiment.config import load_experiment
+
+    paper = Path(__file__).resolve().parents[2] / "experiments" / "gwp_paper_r100.toml"
+    exp = load_experiment(paper, ["backbone.type=iresnet50"], check_paths=False)
+    face = model_from_checkpoint(exp, out)
+    assert fx.relative_error(embed(face, fx.model_input()), "gwp_iresnet50.output") <= fx.TOLERANCE
 
 
 def test_gwp_gap_ablation_imports_with_a_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
