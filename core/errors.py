@@ -28,3 +28,7 @@ class DataError(FaceboneError):
 
 class PluginError(FaceboneError):
     """A plugin is missing, broken, ambiguous or violates its contract."""
+
+
+class WriteError(DataError):
+    """A file could not be written (disk full, quota, read-only, a directory in the way)."""
