@@ -32,3 +32,7 @@ class PluginError(FaceboneError):
 
 class WriteError(DataError):
     """A file could not be written (disk full, quota, read-only, a directory in the way)."""
+
+
+class EvaluationError(FaceboneError):
+    """One or more evaluators failed; the others' metrics and the checkpoint were kept."""

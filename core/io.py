@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from facebone.errors import WriteError
 
-TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{4,}\.tmp$")
+TMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 """Names of facebone's temporary files: ``.NAME.<random or pid>.tmp`` beside ``NAME``."""
 
 _OS_ERROR_IN_TEXT = re.compile(r"\(os error (\d+)\)")

@@ -24,7 +24,7 @@ from facebone import __version__
 
 from facebone.experiment import tomlio
 from facebone.errors import ConfigError
-from facebone.io import atomic_write_json, atomic_write_text, remove_stale_tmp
+from facebone.io import atomic_write_json, atomic_write_text, non_finite, remove_stale_tmp
 
 STEP_CHECKPOINT = re.compile(r"^step_(\d+)\.safetensors$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
@@ -258,16 +258,43 @@ class RunDir:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{self.results}: not valid JSON ({exc})") from None
 
-    def record_results(self, metrics: dict[str, float], *, step: int, checkpoint: str | None) -> dict[str, Any]:
-        """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically."""
+    def record_results(self, metrics: dict[str, float], *, step: int, checkpoint: str | None,
+                       errors: dict[str, str] | None = None) -> dict[str, Any]:
+        """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically.
+
+        JSON has no NaN: a non-finite metric is written as ``null`` and ``"non_finite"`` says
+        which value it was. ``errors`` ({evaluator name: message}) of failed evaluators replace
+        the previous ones under ``"eval_errors"``.
+        """
         results = self.read_results()
         results.setdefault("metrics", {}).update(metrics)
         results["step"] = step
         if checkpoint is not None:
             results["checkpoint"] = checkpoint
-        results.setdefault("history", []).append({"step": step, "metrics": metrics})
+        bad = non_finite(metrics)
+        nulls = {k: v for k, v in results.get("non_finite", {}).items() if k not in metrics}
+        nulls.update({k: f"{v}: JSON cannot hold it, written as null" for k, v in bad.items()})
+        if nulls:
+            results["non_finite"] = nulls
+        else:
+            results.pop("non_finite", None)
+        if errors:
+            results["eval_errors"] = dict(errors)
+        else:
+            results.pop("eval_errors", None)
+        entry: dict[str, Any] = {"step": step, "metrics": metrics}
+        if errors:
+            entry["eval_errors"] = dict(errors)
+        results.setdefault("history", []).append(entry)
         atomic_write_json(self.results, results)
         return results
+
+    def add_warnings(self, warnings: list[str]) -> None:
+        """Add ``warnings`` (lines a user must see, e.g. a loss that never fell) to ``results.json``."""
+        results = self.read_results()
+        known = results.setdefault("warnings", [])
+        known.extend(w for w in warnings if w not in known)
+        atomic_write_json(self.results, results)
 
 
 def _git_commit() -> str | None:

@@ -261,6 +261,13 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
         if not train.exists() and synth is None:
             problems.append(f"{_where(source, 'data')}: key 'train': path '{data.train}' does not exist "
                             "(add a [data.synth] table to generate synthetic data there)")
+        if synth is not None:
+            from facebone.data.synth import why_not_writable
+
+            problem = why_not_writable(train)
+            if problem:
+                problems.append(f"{_where(source, 'data.synth')}: [data] train '{data.train}' {problem}; point "
+                                "[data] train elsewhere or remove [data.synth]")
     experiment = tables.get("experiment")
     if experiment is not None and check_paths:
         out = Path(experiment.output_dir).expanduser()

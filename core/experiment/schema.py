@@ -36,6 +36,7 @@ class DataTable:
     hflip: bool = option(True, "random horizontal flip during training")
     num_workers: int = option(0, "DataLoader worker processes (0: load in the main process)")
     skip_corrupt: bool = option(False, "skip unreadable records (counted and reported) instead of failing")
+    resize: bool = option(False, "resize images stored at another size to image_size (else a mismatch is an error)")
 
     def __post_init__(self) -> None:
         if self.image_size <= 0:

@@ -31,4 +31,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("")
     assert main(["data", "convert", str(tmp_path / "f"), str(tmp_path / "out")]) == 2
+    assert "out: output directory exists and is not empty" in capsys.readouterr().err  # refused before reading
+    assert main(["data", "convert", str(tmp_path / "f"), str(tmp_path / "new")]) == 2
     assert "empty image folder" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
