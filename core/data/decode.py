@@ -136,11 +136,17 @@ def probe_size(data: bytes, where: str) -> tuple[int, int]:
     """(H, W) of an encoded image from its header; DataError naming ``where`` if unreadable."""
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return (im.height, im.width)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a data error
-        raise DataError(f"{where}: not a decodable image ({exc})") from None
+    size = header_size(data)
+    if size is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as im:
+                    size = (im.height, im.width)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a data error
+            raise DataError(f"{where}: not a decodable image ({exc})") from None
+    check_pixels(data, where)
+    return size
 
 
 def resize_uint8(img: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:

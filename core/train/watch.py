@@ -1,8 +1,9 @@
 """Watching the training loss for a run that learns nothing (``lr = 1e4``: exit 0 and garbage).
 
-:class:`LossWatch` remembers the first step's loss; when the first epoch ends (or training,
-if it is shorter but long enough to judge) and no later step's loss fell below it, it warns
-once: in the log, in the progress line and in ``results.json`` (``"warnings"``).
+:class:`LossWatch` keeps the losses of the first epoch. When it ends (or training does, if it
+is shorter but long enough to judge), the loss has not fallen if the mean over the epoch's
+last third is not below the first step's loss (the mean smooths step-to-step noise). It then
+warns once: in the log, in the progress line and in ``results.json`` (``"warnings"``).
 """
 from __future__ import annotations
 
@@ -18,24 +19,23 @@ class LossWatch:
 
     def __init__(self, steps_per_epoch: int, total_steps: int):
         self.judge_at = min(steps_per_epoch, total_steps)
-        self.start: float | None = None
-        self.lowest = math.inf
-        self.warned = False
+        self.losses: list[float] = []
 
     def observe(self, step: int, loss: float) -> str | None:
-        """Record the loss of ``step`` (1-based); a warning when the first epoch never beat its start."""
-        if self.start is None:
-            self.start = loss
+        """Record the loss of ``step`` (1-based); a warning when the first epoch ends without progress."""
+        if step > self.judge_at:
             return None
-        self.lowest = min(self.lowest, loss)
-        if self.warned or step != self.judge_at or step < MIN_STEPS:
+        self.losses.append(loss)
+        if step != self.judge_at or step < MIN_STEPS:
             return None
-        if self.lowest >= self.start:
-            self.warned = True
-            return (f"WARNING: the training loss never fell below its start ({self.start:.4g}) in the first {step} "
-                    f"steps (lowest {self.lowest:.4g}); the model is probably learning nothing: lower [train] lr "
-                    "or raise warmup_epochs")
-        return None
+        start = self.losses[0]
+        tail = self.losses[-max(1, len(self.losses) // 3):]
+        end = sum(tail) / len(tail)
+        if math.isfinite(end) and end < start:
+            return None
+        return (f"WARNING: the training loss did not fall in the first {step} steps (first step {start:.4g}, "
+                f"mean of the last {len(tail)} {end:.4g}); the model is probably learning nothing: lower [train] "
+                "lr or raise warmup_epochs")
 
     @staticmethod
     def report(warning: str, log: Callable[[str], None], run: Any, progress: Any) -> None:
