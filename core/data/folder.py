@@ -92,7 +92,9 @@ class ImageFolder:
 
     def skipped_note(self) -> str:
         """One line: what was left out of the set and why, with an example of each kind."""
-        parts = [f"{n} {what}{'s' if n > 1 else ''} (e.g. {self._examples[what]})" for what, n in self.skipped.items()]
+        order = ("broken link", "nested folder", "non-image file", "file outside a class folder")
+        parts = [f"{self.skipped[what]} {what}{'s' if self.skipped[what] > 1 else ''} (e.g. {self._examples[what]})"
+                 for what in sorted(self.skipped, key=order.index)]
         return f"{self.root}: skipped " + ", ".join(parts) + "; only images directly inside class folders are used"
 
     def __len__(self) -> int:

@@ -1,9 +1,9 @@
 """Watching the training loss for a run that learns nothing (``lr = 1e4``: exit 0 and garbage).
 
 :class:`LossWatch` keeps the losses of the first epoch. When it ends (or training does, if it
-is shorter but long enough to judge), the loss has not fallen if the mean over the epoch's
-last third is not below the first step's loss (the mean smooths step-to-step noise). It then
-warns once: in the log, in the progress line and in ``results.json`` (``"warnings"``).
+is shorter but long enough to judge), the loss has not fallen if its mean over the epoch's
+last third is not below its mean over the first third (means smooth step-to-step noise). It
+then warns once: in the log, in the progress line and in ``results.json`` (``"warnings"``).
 """
 from __future__ import annotations
 
@@ -28,14 +28,13 @@ class LossWatch:
         self.losses.append(loss)
         if step != self.judge_at or step < MIN_STEPS:
             return None
-        start = self.losses[0]
-        tail = self.losses[-max(1, len(self.losses) // 3):]
-        end = sum(tail) / len(tail)
+        k = max(1, len(self.losses) // 3)
+        start, end = sum(self.losses[:k]) / k, sum(self.losses[-k:]) / k
         if math.isfinite(end) and end < start:
             return None
-        return (f"WARNING: the training loss did not fall in the first {step} steps (first step {start:.4g}, "
-                f"mean of the last {len(tail)} {end:.4g}); the model is probably learning nothing: lower [train] "
-                "lr or raise warmup_epochs")
+        return (f"WARNING: the training loss did not fall in the first {step} steps (mean of the first {k} steps "
+                f"{start:.4g}, of the last {k} {end:.4g}); the model is probably learning nothing: lower [train] lr "
+                "or raise warmup_epochs")
 
     @staticmethod
     def report(warning: str, log: Callable[[str], None], run: Any, progress: Any) -> None:
