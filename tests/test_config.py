@@ -185,3 +185,25 @@ def test_changing_an_evals_type_drops_the_name_derived_from_the_old_type(write_t
     _rename_retyped_evals(before, after)
     assert after["eval"] == [{"type": "ijb_identification", "root": "x"},
                              {"type": "ijb_identification", "name": "mine"}]  # a chosen name is kept
+
+
+def test_a_plugin_reusing_a_builtin_name_makes_it_ambiguous_and_dist_name_picks(write_toml, tmp_path, monkeypatch):
+    """What the README warns about: registering 'verification' shadows the built-in everywhere."""
+    import facebone
+    from facebone.plugin.discovery import load_plugins as load
+    from fb_testing import install_module, make_entry_point
+    from importlib.metadata import entry_points
+
+    @facebone.hookimpl
+    def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
+        registry.add("verification", lambda options, **runtime: None, summary="a plugin's own verification")
+
+    install_module(monkeypatch, "tp_shadow", facebone_evaluators=facebone_evaluators)
+    plugins = load([*entry_points(group="facebone"), make_entry_point("shadow", "tp_shadow", dist="my-dist")])
+    (tmp_path / "lfw.bin").write_bytes(b"")
+    path = write_toml(GOOD.format(train=tmp_path) + '[[eval]]\ntype = "verification"\ntargets = ["lfw"]\n')
+    with pytest.raises(ConfigError, match=r"\[\[eval\]\] #1: key 'type': evaluator 'verification' is provided by "
+                                          "both .*pick one with .*'facebone:verification'"):
+        load_experiment(path, plugins=plugins)
+    exp = load_experiment(path, ['eval.0.type="facebone:verification"'], plugins=plugins)
+    assert exp.evals[0].component.provider.dist == "facebone" and exp.evals[0].core["name"] == "verification"

@@ -188,7 +188,7 @@ def _component(table: str, value: Any, source: str, plugins: Plugins, problems: 
     if table == "backbone" and core["embedding_size"] <= 0:
         problems.append(f"{where}: key 'embedding_size' must be positive, got {core['embedding_size']}")
     if table == "eval" and not core["name"]:
-        core["name"] = type_name
+        core["name"] = type_name.rpartition(":")[2]  # 'facebone:verification' files under 'verification'
     options, opt_problems = build_options(component.options, value, f"{where} ({kind} '{type_name}')")
     problems.extend(opt_problems)
     if opt_problems:
