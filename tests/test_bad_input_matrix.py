@@ -365,6 +365,9 @@ CASES = [
     Case("eval-target-missing-at-check", ["check", "e.toml", "--set", 'eval.0.targets=["cfp_fp"]'],
          r"\[\[eval\]\] #1 \(evaluator 'verification'\): key 'targets': 'cfp_fp' -> .*cfp_fp.bin does not exist",
          exp()),
+    Case("ijb-root-missing-at-check", ["check", "e.toml"],
+         r"\[\[eval\]\] #2 \(evaluator 'ijb'\): key 'root': \S*IJBC is not a directory",
+         exp(edit=lambda s: s + '\n[[eval]]\ntype = "ijb"\nroot = "IJB_release/IJBC"\n')),
     # Silent wrong results, now said
     Case("image-size-that-does-not-match-the-data", ["run", "e.toml", "--set", "data.image_size=112"],
          r"\[data\] image_size: 112x112 asked, but the images of .* are 32x32; set image_size = 32, or \[data\] "
