@@ -174,6 +174,15 @@ CASES = [
          both(exp(), lambda t, a: B.fake_run_dir(t / "runs" / "t", error="an earlier failure")),
          creates=RUNS, replaces=RUNS, check=lambda t, a, e: (run_status("runs/t", "failed")(t, a, e),
                                                pytest.fail("runs/t-2 made") if (t / "runs" / "t-2").exists() else None)),
+    Case("killed-run-and-its-tmp-files-make-way", ["run", "e.toml", "--set", "data.image_size=48"],
+         r"\[data\] image_size: 48x48 asked",
+         both(exp(), lambda t, a: (B.fake_run_dir(t / "runs" / "t", status="running"),
+                                   (t / "runs" / "t" / "checkpoints").mkdir(),
+                                   (t / "runs" / "t" / "checkpoints" / ".last.safetensors.x1y2z3a4.tmp").write_bytes(
+                                       b"half a checkpoint"))),
+         creates=RUNS, replaces=RUNS,
+         check=lambda t, a, e: (not (t / "runs" / "t-2").exists() and not list(t.glob("runs/t/**/*.tmp"))
+                                or pytest.fail("the killed run was not reused"))),
     # Data loss: [data.synth] and `data synth`
     Case("synth-over-a-real-pack-via-set-run", ["run", "e.toml", "--set", "data.train=pack"],
          r"\[data.synth\]: \[data\] train 'pack' is not empty and holds no synthetic data",
