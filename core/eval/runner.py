@@ -54,14 +54,15 @@ def _failure_text(spec: Any, exc: BaseException) -> str:
 
 
 def run_evaluators(exp: Any, model: nn.Module, run_dir: RunDir | Path, device: torch.device, *, step: int,
-                   checkpoint: str | None = None, log: Any = None) -> dict[str, float]:
+                   checkpoint: str | None = None, log: Any = None, rerun: str | None = None) -> dict[str, float]:
     """Run every ``[[eval]]`` on ``model``; merge the metrics into ``run_dir/results.json``.
 
     An evaluator that fails does not stop the others: what succeeded is recorded, the failures
     are recorded under ``"eval_errors"``, and then, when a saved ``checkpoint`` was evaluated, an
     :class:`EvaluationError` names each failure, says the checkpoint is kept and how to rerun
     ``facebone eval``. Without a checkpoint (a periodic evaluation during training) failures are
-    only logged, so training goes on. ``FACEBONE_DEBUG=1`` lets a plugin's exception through.
+    only logged, so training goes on. ``rerun`` is the command the message suggests (default
+    ``facebone eval RUN_DIR``). ``FACEBONE_DEBUG=1`` lets a plugin's exception through.
     """
     if not exp.evals:
         return {}
@@ -78,8 +79,9 @@ def run_evaluators(exp: Any, model: nn.Module, run_dir: RunDir | Path, device: t
             if debug_enabled() and not isinstance(exc, FaceboneError):
                 raise
             failures[name] = _failure_text(spec, exc)
-            if log is not None:
-                log(f"eval '{name}' ([[eval]] #{index + 1}) FAILED: {failures[name]}")
+            if log is not None:  # a saved checkpoint's failures end in one error line that says it all
+                said = failures[name] if checkpoint is None else f"{type(exc).__name__} (reported at the end)"
+                log(f"eval '{name}' ([[eval]] #{index + 1}) FAILED: {said}")
             continue
         if log is not None:
             log(f"eval '{name}': {len(result)} metrics in {time.perf_counter() - start:.1f}s")
@@ -90,7 +92,7 @@ def run_evaluators(exp: Any, model: nn.Module, run_dir: RunDir | Path, device: t
             if len(failures) < len(exp.evals) else ""
         what = "; ".join(f"'{n}': {text}" for n, text in failures.items())
         raise EvaluationError(f"{len(failures)} of {len(exp.evals)} evaluator(s) failed: {what}. {done}the checkpoint "
-                              f"{checkpoint} is kept; after fixing, rerun `facebone eval {run.path}`")
+                              f"{checkpoint} is kept; after fixing, rerun `{rerun or f'facebone eval {run.path}'}`")
     return metrics
 
 
