@@ -274,7 +274,7 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
         if out.exists() and not out.is_dir():
             problems.append(f"{_where(source, 'experiment')}: key 'output_dir': '{experiment.output_dir}' "
                             "exists and is not a directory")
-    problems.extend(_component_checks(raw, tables, synth, specs, evals, source))
+    problems.extend(_component_checks(raw, tables, synth, specs, evals, source, check_paths))
     if problems:
         raise ConfigError(problems)
 
@@ -305,8 +305,9 @@ def _check_run_name(table: dict[str, Any], default_name: str, source: str, probl
 
 
 def _component_checks(raw: dict[str, Any], tables: dict[str, Any], synth: Any, specs: dict[str, Any],
-                      evals: list[ComponentSpec], source: str) -> list[str]:
-    """Every component's ``check(options, experiment)``, run even when other tables have problems.
+                      evals: list[ComponentSpec], source: str, check_paths: bool = True) -> list[str]:
+    """Every component's ``check(options, experiment)`` (and, with ``check_paths``, its
+    ``check_inputs``), run even when other tables have problems.
 
     The experiment they see is resolved as far as validation got: validated tables with their
     defaults, the rest as given. A check that raises is reported as a problem of its plugin.
@@ -323,12 +324,14 @@ def _component_checks(raw: dict[str, Any], tables: dict[str, Any], synth: Any, s
         resolved["eval"] = [e.resolved() for e in evals]
     problems = []
     for spec in [*(s for s in specs.values() if s is not None), *evals]:
-        if spec.component.check is None:
-            continue
         label = f"{spec.where} ({spec.component.kind} '{spec.type}')"
-        try:
-            found = spec.component.check(spec.options, resolved) or []
-        except Exception as exc:  # noqa: BLE001 - a plugin's check failing is its problem, reported
-            found = [f"check() of {spec.component.provider} failed: {type(exc).__name__}: {exc}"]
-        problems.extend(f"{label}: {problem}" for problem in found)
+        for check in (spec.component.check, spec.component.check_inputs if check_paths else None):
+            if check is None:
+                continue
+            try:
+                found = check(spec.options, resolved) or []
+            except Exception as exc:  # noqa: BLE001 - a plugin's check failing is its problem, reported
+                found = [f"{getattr(check, '__name__', 'check')}() of {spec.component.provider} failed: "
+                         f"{type(exc).__name__}: {exc}"]
+            problems.extend(f"{label}: {problem}" for problem in found)
     return problems

@@ -48,6 +48,7 @@ class Component:
     summary: str
     provider: Provider
     check: Callable[[Any, dict], list[str]] | None = None
+    check_inputs: Callable[[Any, dict], list[str]] | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -101,7 +102,8 @@ class Registry:
 
     # -- plugin-author API ---------------------------------------------------------------
     def add(self, name: str, factory: Callable[..., Any], *, options: type | None = None, summary: str,
-            check: Callable[[Any, dict], list[str]] | None = None) -> None:
+            check: Callable[[Any, dict], list[str]] | None = None,
+            check_inputs: Callable[[Any, dict], list[str]] | None = None) -> None:
         """Register component ``name``.
 
         ``factory(options, **runtime)`` builds it; ``options`` is a frozen keyword-only
@@ -109,6 +111,9 @@ class Registry:
         ``check(options, experiment)``, if given, is called at validation time with the
         validated options and the whole experiment (a dict of TOML tables, defaults filled)
         and returns a list of problems (e.g. a backbone that needs a particular warp).
+        ``check_inputs(options, experiment)``, the same for the files the component will read
+        (an evaluator's data sets), is called only when validation checks paths on disk
+        (``facebone check`` and ``run``; not when a run directory is evaluated again).
         """
         if not isinstance(name, str) or not COMPONENT_NAME.match(name):
             raise PluginError(f"{self.kind} name {name!r} is invalid: use letters, digits and _ . - "
@@ -126,7 +131,7 @@ class Registry:
                 raise PluginError(f"{self.kind} '{name}': {exc}") from None
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise PluginError(f"{self.kind} '{name}': summary must be one non-empty line")
-        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider, check)
+        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider, check, check_inputs)
         if self._pending is not None:
             self._pending.append(comp)
         else:

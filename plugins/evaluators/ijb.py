@@ -79,7 +79,7 @@ def check_ijb(options: IJBOptions, experiment: dict[str, Any]) -> list[str]:
 
 @facebone.hookimpl
 def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
-    registry.add("ijb", build_ijb, options=IJBVerificationOptions, check=check_ijb,
+    registry.add("ijb", build_ijb, options=IJBVerificationOptions, check_inputs=check_ijb,
                  summary="IJB-B/C 1:1 template verification: TPR at FPR table, ROC, AUC (InsightFace protocol)")
-    registry.add("ijb_identification", build_ijb_identification, options=IJBIdentificationOptions, check=check_ijb,
+    registry.add("ijb_identification", build_ijb_identification, options=IJBIdentificationOptions, check_inputs=check_ijb,
                  summary="IJB-B/C 1:N identification with G1/G2 galleries: rank-1/5/10, TPIR at FPIR, CMC")

@@ -68,5 +68,5 @@ def check_verification(options: VerificationOptions, experiment: dict[str, Any])
 
 @facebone.hookimpl
 def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
-    registry.add("verification", build_verification, options=VerificationOptions, check=check_verification,
+    registry.add("verification", build_verification, options=VerificationOptions, check_inputs=check_verification,
                  summary="10-fold accuracy, VAL@FAR and XNorm on InsightFace .bin pair sets (LFW, CFP-FP, AgeDB)")
