@@ -41,16 +41,16 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from facebone.errors import ConfigError, DataError, FaceboneError
+    from facebone.errors import ConfigError, DataError
     from facebone.experiment.overrides import parse_sets
     from facebone.model.build import build_for_state
     from facebone.plugin.options import options_to_dict
     from facebone.weights.keys import compare
     from facebone.weights.sources import drop_unused, write
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FaceboneError(f"{out} exists; pass --force to overwrite it")
+    from facebone.io import check_output_file
+
+    out = check_output_file(args.out, force=args.force, inputs=(args.path,), what="OUT")
     imported = importlib.import_module(SOURCES[args.source]).read(Path(args.path), args.backbone)
     name, table = imported.backbone, {**imported.options, **parse_sets(args.set)}
     model = build_for_state(name, table, imported.state, embedding_size=args.embedding_size,
