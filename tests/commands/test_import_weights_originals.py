@@ -58,7 +58,7 @@ def test_gwp_paper_model_pt_imports_and_gives_the_originals_embedding(tmp_path, 
     from facebone.commands.eval_cmd import model_from_checkpoint
     from facebone.experiment.config import load_experiment
 
-    paper = Path(__file__).resolve().parents[2] / "experiments" / "gwp_paper_r100.toml"
+    paper = Path(__file__).resolve().parents[2] / "experiments" / "gwp_r100_cosface.toml"
     exp = load_experiment(paper, ["backbone.type=iresnet50"], check_paths=False)
     face = model_from_checkpoint(exp, out)
     assert fx.relative_error(embed(face, fx.model_input()), "gwp_iresnet50.output") <= fx.TOLERANCE

@@ -221,7 +221,7 @@ def test_experiments_that_say_the_gwp_paper_use_its_stem() -> None:
 
     root = Path(__file__).resolve().parents[3] / "experiments"
     claiming = [p for p in sorted(root.glob("*.toml")) if "gwp paper" in p.read_text().lower()]
-    assert "gwp_paper_r100.toml" in [p.name for p in claiming]
+    assert "gwp_r100_cosface.toml" in [p.name for p in claiming]
     for path in claiming:
         exp = load_experiment(path, check_paths=False)
         assert exp.backbone.options.pooling == "gwp" and exp.backbone.options.stem7x7 is True, path.name
