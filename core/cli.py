@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except FaceboneError as exc:
-        print(f"facebone: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # quiet: another rank of the same run has printed it
+            print(f"facebone: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facebone: interrupted", file=sys.stderr)
