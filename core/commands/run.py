@@ -77,7 +77,6 @@ def launcher_command(argv: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from facebone.plugin.discovery import get_plugins
-    from facebone.train import dist
 
     plugins = get_plugins()
     if args.nproc is not None and args.nproc != 1:
@@ -94,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", "0")) != 0:  # every rank fails alike; rank 0 says so
             exc.quiet = True  # type: ignore[attr-defined]
         raise
+    from facebone.train import dist
+
     ranks = dist.setup(exp.train.device)
     try:
         return train(args, exp, plugins, ranks, resumed, checkpoint)

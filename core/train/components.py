@@ -19,6 +19,7 @@ from facebone.train.dist import Ranks
 from facebone.train.optim import make_optimizer, make_schedule
 from facebone.train.precision import Precision
 from facebone.train.runtime import seed_everything
+from facebone.train.state import row_shard
 
 
 @dataclasses.dataclass
@@ -47,12 +48,18 @@ class TrainingParts:
 
     @property
     def sharded_params(self) -> list[nn.Parameter]:
-        """Parameters each rank holds a different part of (the classifier's rows)."""
+        """Parameters each rank holds a different part of (a row-sharded classifier's)."""
+        if row_shard(self.classifier) is None:
+            return []
         return [p for p in self.classifier.parameters() if p.requires_grad]
 
     @property
     def replicated_params(self) -> list[nn.Parameter]:
-        return [p for m in (self.face_model, self.head, self.objective) for p in m.parameters() if p.requires_grad]
+        """Parameters every rank holds whole, with the same gradient once synchronised."""
+        modules = [self.face_model, self.head, self.objective]
+        if row_shard(self.classifier) is None:
+            modules.insert(1, self.classifier)
+        return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
 def open_data(exp: Any, ranks: Ranks) -> tuple[Any, GlobalBatchSampler, Any]:
@@ -75,11 +82,9 @@ def open_data(exp: Any, ranks: Ranks) -> tuple[Any, GlobalBatchSampler, Any]:
 
 
 def build_classifier(exp: Any, num_classes: int, ranks: Ranks) -> nn.Module:
-    # TEMPORARY until the engine-classifier branch lands: one process, full softmax.
+    # TEMPORARY until the engine-classifier branch lands: a replicated full softmax.
     from facebone.train.interim import FullClassifier
 
-    if ranks.distributed:
-        raise ConfigError("training on several processes needs the sharded classifier (not merged yet)")
     return FullClassifier(num_classes, exp.embedding_size)
 
 

@@ -60,6 +60,8 @@ def setup(device_choice: str = "auto") -> Ranks:
     if world <= 1:
         return Ranks(device=device)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if os.environ.get("TORCHELASTIC_RUN_ID"):
+        die_with_parent()
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
             raise ConfigError(f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()}; "
@@ -73,6 +75,24 @@ def setup(device_choice: str = "auto") -> Ranks:
         dist.init_process_group(backend)
     _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT) if backend != "gloo" else None
     return Ranks(rank=rank, world_size=world, local_rank=local, device=device, backend=backend)
+
+
+def die_with_parent(interval: float = 0.5) -> None:
+    """Kill this process when its launcher dies (e.g. ``kill -9`` of ``torchrun``): the elastic agent
+    starts workers in sessions of their own, so nothing else would stop them."""
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="facebone-parent-watch", daemon=True).start()
 
 
 def teardown() -> None:

@@ -1,6 +1,6 @@
 """TEMPORARY (engine-loop branch only): stand-ins for the classifier and objective interfaces of
 COMMON.md "Contracts", until the engine-classifier branch (sharded classifier, objective plugins)
-is merged. Single process only. Delete this module when switching to the real ones.
+is merged. Delete this module when switching to the real ones.
 """
 from __future__ import annotations
 
@@ -21,20 +21,47 @@ class Batch(NamedTuple):
 
 
 class FullClassifier(Classifier):
-    """Today's :class:`Classifier` behind the contract ``(embeddings, labels) -> (cosine, labels_local, norms)``."""
+    """Today's :class:`Classifier` behind the contract ``(embeddings, labels) -> (cosine, labels_local, norms)``.
 
-    def __init__(self, num_classes: int, embedding_size: int):
-        super().__init__(num_classes, embedding_size)
-        self.num_classes = self.num_local = num_classes
-        self.class_start = 0
+    Replicated, not sharded: under several processes every rank gathers the global batch (with
+    gradient) and computes the full softmax over it, so every rank holds the same classifier.
+    """
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor):  # type: ignore[override,no-untyped-def]
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            embeddings = _GatherRows.apply(embeddings.float().contiguous())
+            parts = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, labels.contiguous())
+            labels = torch.cat(parts)
         with torch.autocast(embeddings.device.type, enabled=False):
             cosine, norms = super().forward(embeddings.float())
         return cosine, labels, norms
 
     def cross_entropy(self, logits: torch.Tensor, labels_local: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float(), labels_local)
+
+
+class _GatherRows(torch.autograd.Function):
+    """All-gather rows; the gradient of each rank's rows is summed over ranks (a reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local)
+        ctx.rows, ctx.rank = local.shape[0], dist.get_rank()
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
 
 
 class ClassificationObjective(nn.Module):

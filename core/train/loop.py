@@ -104,6 +104,8 @@ class Trainer:
         micro = 0
         for images, labels in parts.loader:
             batch = Batch(parts.precision.images(images), labels.to(self.ranks.device, non_blocking=True).long())
+            if micro == 0:
+                saved_buffers = self._snapshot_buffers(parts)
             micro += 1
             terms = self._forward_backward(parts, batch, sync=micro == k)
             if sums is None:
@@ -124,6 +126,7 @@ class Trainer:
                                samples=samples_per_step, terms=terms_now,
                                lr=parts.optimizer.param_groups[0]["lr"], grad_scale=parts.precision.grad_scale)
             if not finite:
+                self._restore_buffers(parts, saved_buffers)
                 self._nonfinite(state, terms_now)
             else:
                 pos.nonfinite_run = 0
@@ -163,6 +166,27 @@ class Trainer:
             parts.precision.step(parts.optimizer)
         parts.optimizer.zero_grad(set_to_none=True)
         return means, finite
+
+    @staticmethod
+    def _buffers(parts: TrainingParts) -> list[torch.Tensor]:
+        return [b for m in (parts.face_model, parts.head) for b in m.buffers()]
+
+    def _snapshot_buffers(self, parts: TrainingParts) -> list[torch.Tensor]:
+        """The model's and head's buffers (batch-norm statistics, EMA state) as they are before a step,
+        copied into storage kept from step to step (one fused copy)."""
+        buffers = self._buffers(parts)
+        saved = getattr(self, "_saved_buffers", None)
+        if saved is None or len(saved) != len(buffers):
+            saved = self._saved_buffers = [torch.empty_like(b) for b in buffers]
+        if buffers:
+            torch._foreach_copy_(saved, buffers)
+        return saved
+
+    def _restore_buffers(self, parts: TrainingParts, saved: list[torch.Tensor]) -> None:
+        """A skipped step leaves no trace: buffers its forward passes updated are put back."""
+        buffers = self._buffers(parts)
+        if buffers:
+            torch._foreach_copy_(buffers, saved)
 
     def _sync_other_gradients(self, parts: TrainingParts) -> None:
         if not self.ranks.distributed:
@@ -230,6 +254,8 @@ class Trainer:
         """Put back the run's results as they were at the checkpoint (later evaluations are redone)."""
         if not self.ranks.is_main:
             return
+        for partial in self.run.checkpoints.glob(".*.tmp"):  # a checkpoint being written when the run died
+            partial.unlink()
         if results:
             atomic_write_json(self.run.results, results)
         elif self.run.results.is_file():
