@@ -58,30 +58,42 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
+        """Set up, train every step, save the last checkpoint and evaluate; the final metrics."""
+        self.setup()
+        metrics = self.train()
+        return self.finish(metrics)
+
+    def setup(self) -> None:
+        """Build the components (and restore a checkpoint when resuming)."""
         exp, train, ranks = self.exp, self.exp.train, self.ranks
-        parts = build_parts(exp, ranks)
-        self.parts = parts
-        state = TrainingState(parts.modules, parts.optimizer, parts.scheduler, parts.precision, ranks)
-        self.state = state
+        self.parts = parts = build_parts(exp, ranks)
+        self.state = state = TrainingState(parts.modules, parts.optimizer, parts.scheduler, parts.precision, ranks)
         if self.resume_from is not None:
             state.load(self.resume_from)
             self._restore_results(state.results)
             self.log(f"resumed from {self.resume_from.name} at step {state.position.step} "
                      f"(epoch {state.position.epoch}), {ranks.world_size} process(es)")
-        pos, total = state.position, parts.total_steps
-        samples_per_step = train.batch_size * train.accumulate
+        self.samples_per_step = train.batch_size * train.accumulate
         self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in parts.face_model.parameters()) / 1e6:.2f}M "
-                 f"params) on {len(parts.dataset)} images of {parts.dataset.num_classes} identities, {total} steps "
-                 f"of {samples_per_step} on {ranks.world_size} x {ranks.device} ({train.precision})")
-        self.reporter = Reporter(self.run, main=ranks.is_main, total_samples=(total - pos.step) * samples_per_step,
+                 f"params) on {len(parts.dataset)} images of {parts.dataset.num_classes} identities, "
+                 f"{parts.total_steps} steps of {self.samples_per_step} on {ranks.world_size} x {ranks.device} "
+                 f"({train.precision})")
+
+    def train(self) -> dict[str, float]:
+        """Train from the current position to the last step; the latest metrics."""
+        parts, state, train = self.parts, self.state, self.exp.train
+        pos, total = state.position, parts.total_steps
+        self.reporter = Reporter(self.run, main=self.ranks.is_main,
+                                 total_samples=(total - pos.step) * self.samples_per_step,
                                  show_progress=self.show_progress, log_every=train.log_every,
                                  purge_step=pos.step + 1 if pos.step else None, log=self.log)
         metrics: dict[str, float] = dict(state.results.get("metrics", {}))
-        parts.model.train()
+        for module in (parts.model, parts.classifier, parts.head, parts.objective):
+            module.train()
         try:
             while pos.step < total:
                 parts.sampler.set_epoch(pos.epoch, pos.batch)
-                metrics = self._epoch(parts, state, metrics, samples_per_step) or metrics
+                metrics = self._epoch(parts, state, metrics, self.samples_per_step) or metrics
                 if pos.step >= total:
                     break
                 pos.epoch, pos.batch = pos.epoch + 1, 0
@@ -90,10 +102,14 @@ class Trainer:
         skipped = getattr(parts.dataset, "corrupt_count", 0)
         if skipped:
             self.log(f"skipped {skipped} corrupt records")
+        return metrics
+
+    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Save the last checkpoint and run the final evaluation."""
         if not (self.resume_from is not None and self.resume_from.name == RunDir.LAST):
             self._save(RunDir.LAST)
-        metrics = self._evaluate(pos.step, f"{RunDir.CHECKPOINTS}/{RunDir.LAST}") or metrics
-        return metrics
+        step = self.state.position.step
+        return self._evaluate(step, f"{RunDir.CHECKPOINTS}/{RunDir.LAST}") or metrics
 
     def _epoch(self, parts: TrainingParts, state: TrainingState, metrics: dict[str, float],
                samples_per_step: int) -> dict[str, float]:
