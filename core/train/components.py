@@ -6,6 +6,7 @@ and the numerics (:class:`~facebone.train.precision.Precision`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import torch
@@ -46,20 +47,25 @@ class TrainingParts:
         return {"model": self.face_model, "classifier": self.classifier, "head": self.head,
                 "objective": self.objective}
 
-    @property
+    @functools.cached_property
     def sharded_params(self) -> list[nn.Parameter]:
         """Parameters each rank holds a different part of (a row-sharded classifier's)."""
         if row_shard(self.classifier) is None:
             return []
         return [p for p in self.classifier.parameters() if p.requires_grad]
 
-    @property
+    @functools.cached_property
     def replicated_params(self) -> list[nn.Parameter]:
         """Parameters every rank holds whole, with the same gradient once synchronised."""
         modules = [self.face_model, self.head, self.objective]
         if row_shard(self.classifier) is None:
             modules.insert(1, self.classifier)
         return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+    @functools.cached_property
+    def step_buffers(self) -> list[torch.Tensor]:
+        """Buffers a forward pass updates (batch-norm statistics, head state): put back after a skipped step."""
+        return [b for m in (self.face_model, self.head) for b in m.buffers()]
 
 
 def open_data(exp: Any, ranks: Ranks) -> tuple[Any, GlobalBatchSampler, Any]:

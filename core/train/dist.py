@@ -73,7 +73,7 @@ def setup(device_choice: str = "auto") -> Ranks:
         backend = "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend)
-    _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT) if backend != "gloo" else None
+    _wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
     return Ranks(rank=rank, world_size=world, local_rank=local, device=device, backend=backend)
 
 

@@ -129,7 +129,7 @@ class Trainer:
                 sums = torch.zeros(len(names) + 1, device=self.ranks.device, dtype=torch.float64)
             values = torch.stack([terms[n] for n in names])
             sums[:-1] += values
-            sums[-1] += (~torch.isfinite(values.sum())).double()
+            sums[-1] += (~torch.isfinite(values).all())
             pos.batch += 1
             if micro < k:
                 continue
@@ -166,7 +166,7 @@ class Trainer:
             loss = sum(t.float() for t in terms.values())
             k = self.exp.train.accumulate
             parts.precision.backward(loss / k if k > 1 else loss)
-        return {name: t.detach().double() for name, t in terms.items()}
+        return {name: t.detach().float() for name, t in terms.items()}
 
     def _optimizer_step(self, parts: TrainingParts, sums: torch.Tensor, k: int) -> tuple[list[float], bool]:
         """Reduce the loss terms over ranks; step unless a loss was not finite. (means, finite)"""
@@ -183,16 +183,12 @@ class Trainer:
         parts.optimizer.zero_grad(set_to_none=True)
         return means, finite
 
-    @staticmethod
-    def _buffers(parts: TrainingParts) -> list[torch.Tensor]:
-        return [b for m in (parts.face_model, parts.head) for b in m.buffers()]
-
     def _snapshot_buffers(self, parts: TrainingParts) -> list[torch.Tensor]:
         """The model's and head's buffers (batch-norm statistics, EMA state) as they are before a step,
         copied into storage kept from step to step (one fused copy)."""
-        buffers = self._buffers(parts)
+        buffers = parts.step_buffers
         saved = getattr(self, "_saved_buffers", None)
-        if saved is None or len(saved) != len(buffers):
+        if saved is None:
             saved = self._saved_buffers = [torch.empty_like(b) for b in buffers]
         if buffers:
             torch._foreach_copy_(saved, buffers)
@@ -200,9 +196,8 @@ class Trainer:
 
     def _restore_buffers(self, parts: TrainingParts, saved: list[torch.Tensor]) -> None:
         """A skipped step leaves no trace: buffers its forward passes updated are put back."""
-        buffers = self._buffers(parts)
-        if buffers:
-            torch._foreach_copy_(buffers, saved)
+        if parts.step_buffers:
+            torch._foreach_copy_(parts.step_buffers, saved)
 
     def _sync_other_gradients(self, parts: TrainingParts) -> None:
         if not self.ranks.distributed:

@@ -62,6 +62,10 @@ def test_kill_and_resume_is_bitwise_identical_in_one_process(workers, uninterrup
     exp = write_experiment(tmp_path / "killed.toml", raw)
     run = RunDir(tmp_path / "runs" / "killed")
     step = kill_at_random_step([exp], run)
+    if workers == 0:  # an unfinished run evaluates from its latest checkpoint, and says so
+        evaluated = cli("eval", run.path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        assert "run is running, no last.safetensors; using its latest checkpoint step_" in evaluated.stderr
     log = resume(run)
     assert f"resumed from step_{step:07d}" in log or "resumed from step_" in log
     assert run.last_checkpoint.read_bytes() == uninterrupted.read_bytes(), f"killed after step {step}"

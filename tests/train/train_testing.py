@@ -47,13 +47,13 @@ def train_in_process(raw: dict, run: Path, plugins: Any = None) -> Path:
 
 
 def cli(*args: Any, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "facebone", *map(str, args)], capture_output=True, text=True,
                           env=full, cwd=cwd, timeout=timeout)
 
 
 def popen(*args: Any, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "facebone", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=full, cwd=cwd)
 
