@@ -20,7 +20,7 @@ from facebone.train.dist import Ranks
 from facebone.train.optim import make_optimizer, make_schedule
 from facebone.train.precision import Precision
 from facebone.train.runtime import seed_everything
-from facebone.train.state import row_shard
+from facebone.train.state import is_sharded
 
 
 @dataclasses.dataclass
@@ -50,7 +50,7 @@ class TrainingParts:
     @functools.cached_property
     def sharded_params(self) -> list[nn.Parameter]:
         """Parameters each rank holds a different part of (a row-sharded classifier's)."""
-        if row_shard(self.classifier) is None:
+        if not is_sharded(self.classifier):
             return []
         return [p for p in self.classifier.parameters() if p.requires_grad]
 
@@ -58,7 +58,7 @@ class TrainingParts:
     def replicated_params(self) -> list[nn.Parameter]:
         """Parameters every rank holds whole, with the same gradient once synchronised."""
         modules = [self.face_model, self.head, self.objective]
-        if row_shard(self.classifier) is None:
+        if not is_sharded(self.classifier):
             modules.insert(1, self.classifier)
         return [p for m in modules for p in m.parameters() if p.requires_grad]
 

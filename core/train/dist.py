@@ -144,21 +144,6 @@ def all_reduce_max_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def gather_rows(local: torch.Tensor, counts: list[int]) -> torch.Tensor | None:
-    """Concatenate every rank's ``local`` (``counts[r]`` rows on rank ``r``) on rank 0; None elsewhere."""
-    if not active():
-        return local
-    rows = max(counts)
-    padded = local.new_zeros((rows, *local.shape[1:]))
-    padded[: local.shape[0]] = local
-    rank = dist.get_rank()
-    parts = [torch.empty_like(padded) for _ in counts] if rank == 0 else None
-    dist.gather(padded.contiguous(), parts, dst=0)
-    if rank != 0:
-        return None
-    return torch.cat([p[:c] for p, c in zip(parts, counts)])
-
-
 class RankZeroError(FaceboneError):
     """Raised on the other ranks when rank 0 met a user error; rank 0 has printed it (``quiet``)."""
 

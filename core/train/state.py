@@ -2,12 +2,11 @@
 
 A checkpoint is one safetensors file (written by rank 0, atomically, same content -> same bytes):
 
-- ``model.*``, ``classifier.*``, ``head.*``, ``objective.*``: state dicts. The classifier's
-  row-sharded tensors (class centres and anything else with one row per local class) are gathered
-  into the full ``(C, ...)`` matrix on save and cut to this rank's rows on load, so the world size
-  may change between save and resume.
+- ``model.*``, ``classifier.*``, ``head.*``, ``objective.*``: state dicts. The sharded classifier's
+  is its whole state (``full_state``: every rank's rows gathered on rank 0), cut to each rank's
+  rows on load (``load_full_state``), so the world size may change between save and resume.
 - ``optimizer.<parameter name>.<key>``: the optimiser's per-parameter state (momentum, Adam
-  moments), classifier rows gathered the same way;
+  moments), the classifier's whole likewise (``full_optimizer_state``);
 - ``rng.<rank>.*``: every rank's Python, NumPy, torch CPU and CUDA generator states (loader
   workers hold none that matters: augmentation is fixed by the sampler's per-sample seeds);
 - metadata ``training_state``: position (optimiser step, epoch, micro-batch within the epoch),
@@ -37,7 +36,7 @@ from facebone.train.dist import Ranks
 from facebone.weights.checkpoint import read_checkpoint, save_tensors
 
 SHARDED = "classifier"
-"""The module whose row-sharded tensors are gathered on save and resharded on load."""
+"""The module whose state is sharded over ranks (saved whole, cut to each rank's rows on load)."""
 
 
 @dataclasses.dataclass
@@ -51,12 +50,11 @@ class Position:
     nonfinite_run: int = 0
 
 
-def row_shard(module: nn.Module) -> tuple[int, int, int] | None:
-    """``(class_start, num_local, num_classes)`` of a classifier, or None if it is not row-sharded."""
-    try:
-        return int(module.class_start), int(module.num_local), int(module.num_classes)  # type: ignore[arg-type]
-    except (AttributeError, TypeError):
-        return None
+def is_sharded(module: nn.Module | None) -> bool:
+    """True for a classifier that keeps its state whole-or-sharded itself (``full_state`` and friends:
+    the core's :class:`~facebone.train.classifier.Classifier`); other modules are replicated."""
+    return module is not None and all(hasattr(module, name) for name in (
+        "full_state", "load_full_state", "full_optimizer_state", "load_full_optimizer_state"))
 
 
 class TrainingState:
@@ -70,66 +68,55 @@ class TrainingState:
         self.results: dict[str, Any] = {}
         self.param_names = {id(p): f"{prefix}.{name}" for prefix, m in self.modules.items()
                             for name, p in m.named_parameters()}
-        self.shard = row_shard(self.modules[SHARDED]) if SHARDED in self.modules else None
-        self.counts = dist.all_gather_object(self.shard[1] if self.shard else 0)
+        self.sharded = self.modules[SHARDED] if is_sharded(self.modules.get(SHARDED)) else None
 
-    # -- what is row-sharded --------------------------------------------------------------
-    def _is_rows(self, prefix: str, tensor: torch.Tensor) -> bool:
-        return (prefix == SHARDED and self.shard is not None and tensor.dim() > 0
-                and tensor.shape[0] == self.shard[1])
-
-    def _full(self, prefix: str, tensor: torch.Tensor) -> torch.Tensor | None:
-        """The tensor as saved (rows gathered on rank 0); None on ranks other than 0."""
-        tensor = tensor.detach()
-        if self._is_rows(prefix, tensor) and self.ranks.distributed:
-            tensor = dist.gather_rows(tensor.contiguous(), self.counts)
-        elif not self.ranks.is_main:
-            return None
-        return tensor.to("cpu").contiguous().clone() if tensor is not None else None
-
-    def _local(self, prefix: str, saved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """This rank's rows of a saved full classifier tensor (other tensors as they are)."""
-        if (prefix == SHARDED and self.shard is not None and like.dim() > 0 and like.shape[0] == self.shard[1]
-                and saved.dim() > 0 and saved.shape[0] == self.shard[2]):
-            start, count, _ = self.shard
-            return saved[start:start + count]
-        return saved
+    def _owned_by_sharded(self, name: str) -> bool:
+        return self.sharded is not None and name.startswith(SHARDED + ".")
 
     # -- save ----------------------------------------------------------------------------
     def save(self, path: Path, metadata: dict[str, Any]) -> Path | None:
         """Write the state to ``path`` (rank 0; every rank must call this). Returns the path on rank 0."""
+        main = self.ranks.is_main
         tensors: dict[str, torch.Tensor] = {}
 
-        def put(key: str, value: torch.Tensor | None) -> None:
-            if value is not None:
-                tensors[key] = value
+        def put(key: str, value: Any) -> None:
+            if main and isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().to("cpu").contiguous().clone()
 
         for prefix, module in self.modules.items():
-            for key, value in module.state_dict().items():
-                put(f"{prefix}.{key}", self._full(prefix, value))
+            if module is self.sharded:
+                whole = module.full_state(dst=0)  # collective
+                for key, value in (whole or {}).items():
+                    put(f"{prefix}.{key}", value)
+            else:
+                for key, value in module.state_dict().items():
+                    put(f"{prefix}.{key}", value)
         state = self.optimizer.state_dict()
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         groups = []
         for group, saved_group in zip(self.optimizer.param_groups, state["param_groups"]):
             hyper = {k: v for k, v in saved_group.items() if k != "params"}
             hyper["params"] = [self.param_names[id(p)] for p in group["params"]]
             groups.append(hyper)
         extra: dict[str, dict[str, Any]] = {}
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         for index, param in enumerate(params):
             name = self.param_names[id(param)]
-            prefix = name.split(".", 1)[0]
-            for key, value in sorted(state["state"].get(index, {}).items()):
+            if self._owned_by_sharded(name):
+                entry = self.sharded.full_optimizer_state(self.optimizer, dst=0) or {}  # collective
+            else:
+                entry = state["state"].get(index, {})
+            for key, value in sorted(entry.items()):
                 if isinstance(value, torch.Tensor):
-                    put(f"optimizer.{name}.{key}", self._full(prefix, value))
+                    put(f"optimizer.{name}.{key}", value)
                 else:
                     extra.setdefault(name, {})[key] = value
         rngs = dist.all_gather_object(capture_rng(self.ranks.device))
         python_rng = {}
         for rank, rng in enumerate(rngs):
             for key, value in rng["tensors"].items():
-                put(f"rng.{rank}.{key}", value if self.ranks.is_main else None)
+                put(f"rng.{rank}.{key}", value)
             python_rng[str(rank)] = rng["other"]
-        if not self.ranks.is_main:
+        if not main:
             return None
         training = {
             "position": dataclasses.asdict(self.position),
@@ -151,22 +138,22 @@ class TrainingState:
         if "training_state" not in meta:
             raise DataError(f"{path}: not a resumable checkpoint (no training state; written by an older facebone)")
         training = json.loads(meta["training_state"])
-        device = self.ranks.device
         for prefix, module in self.modules.items():
-            own = module.state_dict()
-            state = {}
-            for key, like in own.items():
-                full = f"{prefix}.{key}"
-                if full not in tensors:
-                    raise DataError(f"{path}: checkpoint has no {full}; it was written for another experiment")
-                state[key] = self._local(prefix, tensors[full], like)
-            module.load_state_dict(state, strict=True)
+            saved = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            missing = sorted(set(module.state_dict()) - set(saved))
+            if missing:
+                raise DataError(f"{path}: checkpoint has no {prefix}.{missing[0]}; it was written for another "
+                                "experiment")
+            if module is self.sharded:
+                module.load_full_state(saved)
+            else:
+                module.load_state_dict(saved, strict=True)
         self._load_optimizer(tensors, training["optimizer"], path)
         self.scheduler.load_state_dict(training["scheduler"])
         self.precision.load_state_dict(training["scaler"])
         rank = str(self.ranks.rank) if str(self.ranks.rank) in training["rng"] else "0"
         rng_tensors = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"rng.{rank}.")}
-        restore_rng({"tensors": rng_tensors, "other": training["rng"][rank]}, device)
+        restore_rng({"tensors": rng_tensors, "other": training["rng"][rank]}, self.ranks.device)
         self.position = Position(**training["position"])
         self.results = training["results"]
         return meta
@@ -183,16 +170,19 @@ class TrainingState:
         if sorted(i for g in groups for i in g["params"]) != list(range(len(params))):
             raise DataError(f"{path}: the checkpoint's optimiser trains other parameters than this experiment")
         state: dict[int, dict[str, Any]] = {}
+        whole: dict[str, dict[str, Any]] = {}
         for name, i in index.items():
-            prefix = name.split(".", 1)[0]
             entry: dict[str, Any] = dict(saved["state"].get(name, {}))
             head = f"optimizer.{name}."
-            for key, value in tensors.items():
-                if key.startswith(head):
-                    entry[key[len(head):]] = self._local(prefix, value, params[i])
-            if entry:
+            entry.update({k[len(head):]: v for k, v in tensors.items() if k.startswith(head)})
+            if self._owned_by_sharded(name):
+                whole[name] = entry  # whole-matrix tensors: the classifier takes its rows below
+            elif entry:
                 state[i] = entry
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        for entry in whole.values():
+            if entry:
+                self.sharded.load_full_optimizer_state(self.optimizer, entry)
 
 
 def capture_rng(device: torch.device) -> dict[str, Any]:
