@@ -16,6 +16,7 @@ def test_one_and_two_processes_agree_and_a_two_process_run_resumes_in_one(wide_s
     raw = experiment_dict(wide_set, tmp_path / "runs", name="w", backbone=NO_BATCH_NORM, batch_size=32, epochs=2,
                           max_steps=20, lr=0.1, checkpoint_every=10)
     raw["data"]["image_size"] = 16
+    raw["head"] = {"type": "normface"}
     one = train_in_process(raw, tmp_path / "one", plugins_with_thirdnet)
     env = {"PYTHONPATH": str(third_party_site)}
     result = cli("run", write_experiment(tmp_path / "w.toml", raw), "--nproc", 2, "--no-progress", env=env)

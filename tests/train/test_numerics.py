@@ -34,8 +34,8 @@ class PoisonedObjective(nn.Module):
 def poison(monkeypatch, calls: set[int]) -> None:
     build = loop.build_parts
 
-    def poisoned_build(exp, ranks):  # type: ignore[no-untyped-def]
-        parts = build(exp, ranks)
+    def poisoned_build(exp, ranks, **kwargs):  # type: ignore[no-untyped-def]
+        parts = build(exp, ranks, **kwargs)
         parts.objective = PoisonedObjective(parts.objective, calls)
         return parts
 
