@@ -27,35 +27,13 @@ def wide_set(tmp_path_factory) -> Path:
     return root
 
 
-NORMFACE = """
-    import facebone
-
-
-    def build(options, **runtime):
-        from torch import nn
-
-        class NormFace(nn.Module):
-            def forward(self, cosine, labels, norms=None):  # no margin: rows with label -1 need nothing
-                return cosine.float() * 16.0
-
-        return NormFace()
-
-
-    @facebone.hookimpl
-    def facebone_heads(registry):
-        registry.add("normface", build, summary="scaled cosine, no margin (engine tests)")
-"""
-
-
 @pytest.fixture(scope="session")
 def third_party_site(tmp_path_factory) -> Path:
-    """A site directory with the 'thirdnet' backbone (conv + linear, no batch norm) and the 'normface'
-    head (scaled cosine: correct with -1 labels whatever the heads do), for subprocesses."""
-    from fb_testing import install_distribution, make_third_party
+    """A site directory with the 'thirdnet' backbone (conv + linear, no batch norm) for subprocesses."""
+    from fb_testing import make_third_party
 
     site = tmp_path_factory.mktemp("site")
     make_third_party(site)
-    install_distribution(site, "fb-normface", "1.0", "fb_normface", NORMFACE, {"normface": "fb_normface"})
     return site
 
 
