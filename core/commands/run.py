@@ -42,7 +42,11 @@ def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
 
     from facebone.data.synth import generate_synthetic
 
-    info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
+    try:
+        info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
+    except DataError as exc:
+        raise DataError(f"{exp.source} [data.synth]: {exc}; point [data] train elsewhere or remove [data.synth]") \
+            from None
     action = "reused" if info.get("reused") else "generated"
     log(f"synthetic data {action} in {exp.data.train}: {exp.synth.identities} identities x "
         f"{exp.synth.images_per_identity} images at {exp.data.image_size}px, {exp.synth.pairs} held-out pairs")
@@ -134,7 +138,10 @@ def train(args: argparse.Namespace, exp: Any, plugins: Any, ranks: Any, resumed:
                           resume_from=checkpoint).fit()
     except BaseException as exc:
         if ranks.is_main:
-            run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+            try:
+                run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+            except FaceboneError:  # e.g. the disk is full: the original error says more
+                pass
         raise
     if ranks.is_main:
         run_dir.set_status("finished")

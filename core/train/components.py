@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -68,13 +68,16 @@ class TrainingParts:
         return [b for m in (self.face_model, self.head) for b in m.buffers()]
 
 
-def open_data(exp: Any, ranks: Ranks) -> tuple[Any, GlobalBatchSampler, Any]:
-    """The training set, this rank's global-batch sampler and its loader."""
+def open_data(exp: Any, ranks: Ranks, log: Callable[[str], None] = print) -> tuple[Any, GlobalBatchSampler, Any]:
+    """The training set (checked against the experiment), this rank's global-batch sampler and its loader."""
     from facebone.data import open_training_set
+    from facebone.data.checks import check_training_set
 
     train = exp.train
     dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
                                 skip_corrupt=exp.data.skip_corrupt)
+    for note in check_training_set(dataset, exp):  # size mismatch refused; skipped files, wrong property
+        log(note)
     needed = train.batch_size * train.accumulate
     if len(dataset) < needed:
         what = "batch_size" if train.accumulate == 1 else "batch_size x accumulate"
@@ -111,13 +114,13 @@ def wrap_ddp(model: nn.Module, ranks: Ranks) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def build_parts(exp: Any, ranks: Ranks) -> TrainingParts:
+def build_parts(exp: Any, ranks: Ranks, *, log: Callable[[str], None] = print) -> TrainingParts:
     """Every component of ``exp``'s training run on this rank, seeded by ``[experiment] seed``."""
     train = exp.train
     precision = Precision(train.precision, ranks.device, channels_last=train.channels_last,
                           distributed=ranks.distributed)
     seed_everything(exp.experiment.seed, train.deterministic)
-    dataset, sampler, loader = open_data(exp, ranks)
+    dataset, sampler, loader = open_data(exp, ranks, log)
     num_classes = dataset.num_classes
     face_model = precision.prepare_model(build_model(exp))
     classifier = build_classifier(exp, num_classes, ranks).to(ranks.device)

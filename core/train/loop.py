@@ -33,6 +33,7 @@ from facebone.train.optim import clip_gradients
 from facebone.train.report import Reporter
 from facebone.train.runtime import resolve_device
 from facebone.train.state import TrainingState, preserved_rng
+from facebone.train.watch import LossWatch
 
 
 class Trainer:
@@ -66,8 +67,9 @@ class Trainer:
     def setup(self) -> None:
         """Build the components (and restore a checkpoint when resuming)."""
         exp, train, ranks = self.exp, self.exp.train, self.ranks
-        self.parts = parts = build_parts(exp, ranks)
+        self.parts = parts = build_parts(exp, ranks, log=self.log)
         self.state = state = TrainingState(parts.modules, parts.optimizer, parts.scheduler, parts.precision, ranks)
+        self.watch = state.watch = LossWatch(parts.sampler.steps_per_epoch, parts.total_steps)
         if self.resume_from is not None:
             state.load(self.resume_from)
             self._restore_results(state.results)
@@ -141,6 +143,9 @@ class Trainer:
             self.reporter.step(step=pos.step, last_step=parts.total_steps, epoch=pos.epoch,
                                samples=samples_per_step, terms=terms_now,
                                lr=parts.optimizer.param_groups[0]["lr"], grad_scale=parts.precision.grad_scale)
+            warning = self.watch.observe(pos.step, sum(mean))
+            if warning is not None and self.ranks.is_main:
+                LossWatch.report(warning, self.log, self.run, self.reporter.progress)
             if not finite:
                 self._restore_buffers(parts, saved_buffers)
                 self._nonfinite(state, terms_now)
@@ -265,8 +270,6 @@ class Trainer:
         """Put back the run's results as they were at the checkpoint (later evaluations are redone)."""
         if not self.ranks.is_main:
             return
-        for partial in self.run.checkpoints.glob(".*.tmp"):  # a checkpoint being written when the run died
-            partial.unlink()
         if results:
             atomic_write_json(self.run.results, results)
         elif self.run.results.is_file():

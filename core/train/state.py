@@ -10,7 +10,8 @@ A checkpoint is one safetensors file (written by rank 0, atomically, same conten
 - ``rng.<rank>.*``: every rank's Python, NumPy, torch CPU and CUDA generator states (loader
   workers hold none that matters: augmentation is fixed by the sampler's per-sample seeds);
 - metadata ``training_state``: position (optimiser step, epoch, micro-batch within the epoch),
-  non-finite counters, scheduler, optimiser hyper-parameters, loss scaler, the results so far.
+  non-finite counters, scheduler, optimiser hyper-parameters, loss scaler, the results so far and
+  the losses the loss watch has seen.
 
 ``torch.distributed.checkpoint`` was considered: it shines for parameters sharded over many
 files, but its even ``Shard(0)`` layout is not Partial FC's (the first ``C mod W`` ranks hold one
@@ -66,6 +67,7 @@ class TrainingState:
         self.optimizer, self.scheduler, self.precision, self.ranks = optimizer, scheduler, precision, ranks
         self.position = Position()
         self.results: dict[str, Any] = {}
+        self.watch: Any = None  # the loss watch (its losses of the first epoch are part of the state)
         self.param_names = {id(p): f"{prefix}.{name}" for prefix, m in self.modules.items()
                             for name, p in m.named_parameters()}
         self.sharded = self.modules[SHARDED] if is_sharded(self.modules.get(SHARDED)) else None
@@ -126,6 +128,7 @@ class TrainingState:
             "scaler": self.precision.state_dict(),
             "rng": python_rng,
             "results": self.results,
+            "watched_losses": list(self.watch.losses) if self.watch is not None else [],
         }
         meta = {**metadata, "step": self.position.step, "epoch": self.position.epoch, "facebone": __version__,
                 "training_state": json.dumps(training, sort_keys=True)}
@@ -156,6 +159,8 @@ class TrainingState:
         restore_rng({"tensors": rng_tensors, "other": training["rng"][rank]}, self.ranks.device)
         self.position = Position(**training["position"])
         self.results = training["results"]
+        if self.watch is not None:
+            self.watch.losses = list(training.get("watched_losses", []))
         return meta
 
     def _load_optimizer(self, tensors: dict[str, torch.Tensor], saved: dict[str, Any], path: Path) -> None:
