@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     plugins = get_plugins()
     exp = load_experiment(args.experiment, args.overrides, plugins=plugins)
     prepare_data(exp)
+    from facebone.train.stages import preflight
+
+    preflight(exp)  # init_from keys, classifier_from, freeze patterns: fail before the run directory exists
     run_dir = RunDir.create(exp.experiment.output_dir, exp.name, overwrite=args.overwrite)
     run_dir.write_run_files(exp, args.overrides, plugins)
     log(f"run directory: {run_dir}")

@@ -1,4 +1,5 @@
-"""The training loop: warp -> backbone -> classifier -> margin head -> cross-entropy (+ head terms)."""
+"""The training loop: the objective's loss terms (default: warp -> backbone -> classifier -> margin head ->
+cross-entropy, plus the head's terms), their sum optimised, each term logged."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from facebone import __version__
@@ -17,7 +17,10 @@ from facebone.eval.runner import run_evaluators
 from facebone.eval.fastpath import autocast
 from facebone.model.build import build_model
 from facebone.model.face_model import FaceModel
-from facebone.train.classifier import Classifier
+from facebone.contracts import Batch
+from facebone.train.classifier import Classifier, build_classifier
+from facebone.train.objective import build_objective
+from facebone.train.stages import prepare_stage
 from facebone.train.optim import make_optimizer, warmup_poly_lambda
 from facebone.train.runtime import resolve_device, seed_everything
 from facebone.progress import Progress
@@ -58,10 +61,15 @@ class Trainer:
         seed_everything(exp.experiment.seed, train.deterministic)
         dataset, loader = self._data()
         model = build_model(exp).to(self.device)
-        classifier = Classifier(dataset.num_classes, exp.embedding_size).to(self.device)
+        classifier = build_classifier(exp.classifier, num_classes=dataset.num_classes,
+                                      embedding_size=exp.embedding_size, seed=exp.experiment.seed).to(self.device)
         head = exp.head.build(num_classes=dataset.num_classes, embedding_size=exp.embedding_size,
                               seed=exp.experiment.seed).to(self.device)
-        params = [p for m in (model, classifier, head) for p in m.parameters() if p.requires_grad]
+        objective, teacher = build_objective(exp, num_classes=dataset.num_classes, device=self.device)
+        modules = {"model": model, "classifier": classifier, "head": head, "objective": objective}
+        trains = prepare_stage(exp, modules, log=self.log)
+        self.objective, self.teacher = objective, teacher
+        params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, train)
         steps_per_epoch = len(loader)
         total = steps_per_epoch * train.epochs
@@ -75,11 +83,11 @@ class Trainer:
         writer = SummaryWriter(str(self.run.tensorboard))
         self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) "
                  f"on {len(dataset)} images of {dataset.num_classes} identities, {total} steps "
-                 f"of {train.batch_size} on {self.device} ({train.precision})")
+                 f"of {train.batch_size} on {self.device} ({train.precision}); {trains.line()}")
         step = 0
         metrics: dict[str, float] = {}
-        modules = {"model": model, "classifier": classifier, "head": head}
-        model.train()
+        for module in modules.values():
+            module.train()
         progress = Progress(total * train.batch_size, "train", unit="samples", enabled=self.show_progress)
         try:
             epoch = 0
@@ -87,16 +95,19 @@ class Trainer:
                 if hasattr(loader.sampler, "set_epoch"):
                     loader.sampler.set_epoch(epoch)
                 for images, labels in loader:
-                    loss = self._step(model, classifier, head, optimizer, scaler, images, labels)
+                    loss, terms = self._step(model, classifier, head, optimizer, scaler, images, labels)
                     scheduler.step()
                     step += 1
                     lr = optimizer.param_groups[0]["lr"]
-                    progress.update(len(labels), loss=loss, lr=lr, epoch=epoch)
+                    shown = terms if len(terms) > 1 else {}
+                    progress.update(len(labels), loss=loss, **shown, lr=lr, epoch=epoch)
                     if not math.isfinite(loss):
                         raise ConfigError(f"training diverged at step {step} (loss {loss}); lower [train] lr "
                                           "or raise warmup_epochs")
                     if step % train.log_every == 0 or step == total:
                         writer.add_scalar("train/loss", loss, step)
+                        for name, value in terms.items():
+                            writer.add_scalar(f"train/{name}", value, step)
                         writer.add_scalar("train/lr", lr, step)
                         writer.add_scalar("train/samples_per_s", progress.rate, step)
                     if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
@@ -116,17 +127,11 @@ class Trainer:
         return metrics
 
     def _step(self, model: FaceModel, classifier: Classifier, head: nn.Module, optimizer: torch.optim.Optimizer,
-              scaler: Any, images: torch.Tensor, labels: torch.Tensor) -> float:
-        images = images.to(self.device, non_blocking=True)
-        labels = labels.to(self.device, non_blocking=True).long()
+              scaler: Any, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
+        batch = Batch(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True).long())
         with autocast(self.exp.train.precision, self.device):
-            embeddings = model(images)
-        cosine, norms = classifier(embeddings.float())
-        logits = head(cosine, labels, norms)
-        loss = F.cross_entropy(logits.float(), labels)
-        extra = getattr(head, "loss_terms", None)
-        if extra is not None:
-            loss = loss + sum(extra(norms).values())
+            terms = self.objective(batch, model=model, classifier=classifier, head=head, teacher=self.teacher)
+        loss = sum(value.float() for value in terms.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.exp.train.grad_clip > 0:
@@ -135,7 +140,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(params, self.exp.train.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        return float(loss.detach())
+        return float(loss.detach()), {name: float(value.detach()) for name, value in terms.items()}
 
     def _save(self, modules: dict[str, nn.Module], step: int, epoch: int, name: str, num_classes: int) -> Path:
         meta = {"step": step, "epoch": epoch, "experiment": self.exp.name, "facebone": __version__,
