@@ -28,7 +28,7 @@ class _CosineToRows(torch.autograd.Function):
         return cosine
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, Any]:  # type: ignore[override]
         unit, weight, norms, cosine = ctx.saved_tensors
         scaled = grad / norms  # (N, C): g_ij / |W_j|
         grad_unit = scaled @ weight if ctx.needs_input_grad[0] else None

@@ -90,18 +90,16 @@ def apply_freeze(modules: dict[str, nn.Module], patterns: Iterable[str], *, bn_p
     problems = check_patterns(patterns, list(params), where)
     if problems:
         raise ConfigError(problems)
-    frozen = 0
     for name, param in params.items():
         if any(matches(name, p) for p in patterns):
             param.requires_grad_(False)
-            frozen += 1
     held = []
     if bn_policy == "frozen" and patterns:
         for name, module in _named_modules(modules):
             if isinstance(module, BN_TYPES) and _bn_frozen(name, module, patterns):
                 module.register_forward_pre_hook(_hold_statistics)
                 held.append(name)
-    return summarise(modules, frozen, held)
+    return summarise(modules, held)
 
 
 def _bn_frozen(name: str, module: nn.Module, patterns: list[str]) -> bool:
@@ -117,8 +115,9 @@ def _hold_statistics(module: nn.Module, args: Any) -> None:
         module.train(False)
 
 
-def summarise(modules: dict[str, nn.Module], frozen_tensors: int = 0, held: list[str] | None = None) -> FreezeSummary:
-    params = named_parameters(modules).values()
+def summarise(modules: dict[str, nn.Module], held: list[str] | None = None) -> FreezeSummary:
+    """Counts over every parameter (frozen ones include those a component itself does not train)."""
+    params = list(named_parameters(modules).values())
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
-    return FreezeSummary(total, trainable, frozen_tensors, held or [])
+    return FreezeSummary(total, trainable, sum(1 for p in params if not p.requires_grad), held or [])

@@ -56,6 +56,8 @@ def load_teacher(source: str, *, key: str = "[objective] teacher", plugins: Any 
     checkpoint = resolve_checkpoint(path, key)
     run = path if path.is_dir() else _run_of(path)
     if run is not None:
+        if not RunDir(run).resolved.is_file():
+            raise DataError(f"{key}: {run} is not a facebone run directory (no {RunDir(run).resolved.name})")
         exp = load_experiment(RunDir(run).resolved, plugins=plugins, check_paths=False)
         model, size, name = build_model(exp), exp.data.image_size, exp.backbone.type
     else:

@@ -58,5 +58,6 @@ class Distill(nn.Module):
                 if mine[s].shape != theirs[t].shape:
                     raise ValueError(f"distill features: student {s} {tuple(mine[s].shape)} and teacher {t} "
                                      f"{tuple(theirs[t].shape)} differ in shape")
-                terms[f"feature_mse/{s}"] = self.feature_weight * F.mse_loss(mine[s].float(), theirs[t].detach().float())
+                mse = F.mse_loss(mine[s].float(), theirs[t].detach().float())
+                terms[f"feature_mse/{s}"] = self.feature_weight * mse
         return terms
