@@ -3,7 +3,8 @@
 ``F.linear(F.normalize(x), F.normalize(W))`` materialises a normalised ``(C, D)`` copy of ``W``
 and, in the backward pass, its gradient: two extra matrices the size of the classifier, which is
 what limits the class count. :func:`cosine_to_rows` computes ``(x W^T) / |W_j|`` instead and
-writes the gradient of ``W`` straight into one fresh ``(C, D)`` buffer:
+writes the gradient of ``W`` straight into one fresh ``(C, D)`` buffer, block of columns by block
+of columns, so the backward pass adds no ``(N, C)`` temporary either:
 
     dL/dW_j = sum_i g_ij x_i / |W_j|  -  (sum_i g_ij c_ij) W_j / |W_j|^2
 
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-12  # as F.normalize
+CHUNK_ELEMENTS = 1 << 24
+"""Backward works on blocks of columns of about this many gradient entries (64 MB in fp32)."""
 
 
 class _CosineToRows(torch.autograd.Function):
@@ -30,13 +33,19 @@ class _CosineToRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, Any]:  # type: ignore[override]
         unit, weight, norms, cosine = ctx.saved_tensors
-        scaled = grad / norms  # (N, C): g_ij / |W_j|
-        grad_unit = scaled @ weight if ctx.needs_input_grad[0] else None
-        grad_weight = None
-        if ctx.needs_input_grad[1]:
-            radial = (grad * cosine).sum(dim=0).div_(norms * norms)  # (C,)
-            grad_weight = weight * radial.neg_()[:, None]
-            grad_weight.addmm_(scaled.t(), unit)
+        want_unit, want_weight = ctx.needs_input_grad[:2]
+        grad_unit = torch.zeros_like(unit) if want_unit else None
+        grad_weight = torch.empty_like(weight) if want_weight else None
+        step = max(1, CHUNK_ELEMENTS // max(1, grad.shape[0]))
+        for lo in range(0, weight.shape[0], step):  # column blocks: no (N, C) temporary
+            hi = min(lo + step, weight.shape[0])
+            scaled = grad[:, lo:hi] / norms[lo:hi]  # g_ij / |W_j|
+            if want_unit:
+                grad_unit.addmm_(scaled, weight[lo:hi])
+            if want_weight:
+                radial = (scaled * cosine[:, lo:hi]).sum(dim=0).div_(norms[lo:hi])  # sum_i g_ij c_ij / |W_j|^2
+                torch.mul(weight[lo:hi], radial.neg_()[:, None], out=grad_weight[lo:hi])
+                grad_weight[lo:hi].addmm_(scaled.t(), unit)
         return grad_unit, grad_weight
 
 

@@ -47,7 +47,9 @@ def test_labels_of_other_ranks_are_minus_one():
     assert cosine.shape == (6, 5) and norms.shape == (6, 1)
 
 
-def test_cosines_and_gradients_equal_normalised_linear():
+@pytest.mark.parametrize("chunk", [1 << 24, 7])  # one block of columns, or blocks of 1 column (5 rows)
+def test_cosines_and_gradients_equal_normalised_linear(chunk, monkeypatch):
+    monkeypatch.setattr("facebone.train.cosine.CHUNK_ELEMENTS", chunk)
     torch.manual_seed(0)
     x = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(7, 6, dtype=torch.float64, requires_grad=True)
