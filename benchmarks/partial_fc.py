@@ -14,7 +14,7 @@ On CUDA (``--device cuda``) it is ``torch.cuda.max_memory_allocated``. A configu
 predicted peak (scaled from the smallest one) does not fit in the memory available now is
 skipped, and the JSON says so.
 
-    python benchmarks/partial_fc.py                      # CPU, about 10-20 min on 2 cores
+    python benchmarks/partial_fc.py                      # CPU: about 25 min on 2 busy cores
     python benchmarks/partial_fc.py --classes 100000 --steps 2
     python benchmarks/partial_fc.py --device cuda --no-distributed --classes 1000000 2000000 8000000
 """
@@ -164,9 +164,11 @@ def main() -> None:
         for world in worlds:
             for mode in ("full", "partial_fc"):
                 key = f"{mode}_{world}proc"
-                predicted = per_class.get((mode, world), 0.0) * classes
+                # measured bytes per class of the last size, else centres + gradient + 4 (N, C) buffers
+                fallback = 8 * args.dim + 16 * args.batch * (args.sample_rate if mode == "partial_fc" else 1.0)
+                predicted = per_class.get((mode, world), fallback) * classes
                 free = available_bytes() if args.device == "cpu" else None
-                if free is not None and predicted and predicted > free - args.margin_gb * 2**30:
+                if free is not None and predicted > free - args.margin_gb * 2**30:
                     row[key] = {"skipped": f"predicted peak {predicted / 2**30:.1f} GiB > {free / 2**30:.1f} GiB "
                                            f"available minus {args.margin_gb} GiB margin"}
                     continue

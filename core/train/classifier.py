@@ -70,9 +70,11 @@ def _mix(*values: int) -> int:
     return state & 0x7FFFFFFFFFFFFFFF
 
 
-def initial_centres(seed: int, start: int, count: int, subcenters: int, embedding_size: int) -> torch.Tensor:
-    """``N(0, 0.01)`` rows of classes ``start .. start+count-1``, independent of how classes are sharded."""
-    out = torch.empty(count * subcenters, embedding_size)
+def initial_centres(seed: int, start: int, count: int, subcenters: int, embedding_size: int,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """``N(0, 0.01)`` rows of classes ``start .. start+count-1``, independent of how classes are
+    sharded and of ``device`` (drawn on the CPU block by block, written into a ``device`` tensor)."""
+    out = torch.empty(count * subcenters, embedding_size, device=device)
     first_block, last_block = start // INIT_BLOCK, (start + count - 1) // INIT_BLOCK if count else -1
     generator = torch.Generator()
     for block in range(first_block, last_block + 1):
@@ -97,7 +99,8 @@ class Classifier(nn.Module):
     """This rank's class centres; see the module docstring for the whole contract."""
 
     def __init__(self, num_classes: int, embedding_size: int, *, type: str = "full", sample_rate: float = 1.0,
-                 subcenters: int = 1, seed: int = 0, rank: int | None = None, world_size: int | None = None):
+                 subcenters: int = 1, seed: int = 0, rank: int | None = None, world_size: int | None = None,
+                 device: torch.device | str | None = None):
         super().__init__()
         if type not in ("full", "partial_fc"):
             raise ValueError(f"classifier type must be 'full' or 'partial_fc', got {type!r}")
@@ -114,8 +117,9 @@ class Classifier(nn.Module):
         self.type, self.sample_rate, self.seed = type, float(sample_rate), seed
         self.class_start, self.num_local = shard_range(num_classes, self.world_size, self.rank)
         self.num_sample = int(self.sample_rate * self.num_local)
-        self.weight = nn.Parameter(initial_centres(seed, self.class_start, self.num_local, subcenters, embedding_size))
-        self.register_buffer("sample_step", torch.zeros((), dtype=torch.int64))
+        self.weight = nn.Parameter(initial_centres(seed, self.class_start, self.num_local, subcenters, embedding_size,
+                                                   device))
+        self.register_buffer("sample_step", torch.zeros((), dtype=torch.int64, device=device))
         self._generator: torch.Generator | None = None
         self.register_load_state_dict_pre_hook(_slice_full_weight)
 
@@ -251,7 +255,8 @@ class Classifier(nn.Module):
                 f"subcenters={self.subcenters}, sample_rate={self.sample_rate}, rank={self.rank}/{self.world_size}")
 
 
-def build_classifier(table: Any, *, num_classes: int, embedding_size: int, seed: int) -> Classifier:
-    """The classifier of an experiment's validated ``[classifier]`` table."""
+def build_classifier(table: Any, *, num_classes: int, embedding_size: int, seed: int,
+                     device: torch.device | str | None = None) -> Classifier:
+    """The classifier of an experiment's validated ``[classifier]`` table, its centres on ``device``."""
     return Classifier(num_classes, embedding_size, type=table.type, sample_rate=table.sample_rate,
-                      subcenters=table.subcenters, seed=seed)
+                      subcenters=table.subcenters, seed=seed, device=device)

@@ -29,6 +29,7 @@ class FreezeSummary:
     trainable: int
     frozen_tensors: int
     held_bn: list[str]
+    note: str = ""
 
     def line(self) -> str:
         frozen = self.total - self.trainable
@@ -37,7 +38,7 @@ class FreezeSummary:
             text += f", {frozen:,} frozen ({self.frozen_tensors} tensors)"
         if self.held_bn:
             text += f", {len(self.held_bn)} batch-norm layers hold their statistics"
-        return text
+        return text + (f" ({self.note})" if self.note else "")
 
 
 def named_parameters(modules: dict[str, nn.Module]) -> dict[str, nn.Parameter]:

@@ -114,7 +114,7 @@ def compare_init(model_state: dict[str, Any], path: Path, *, backbone: str, stri
         source += f" (backbone {meta['backbone']})"
     matching = len(target) - len(report.missing) - len(report.filled) - len(report.mismatched)
     if strict and not report.ok:
-        hint = "; set [train] init_strict = false to load the keys that match" if where == "[train] init_from" else ""
+        hint = "; set [train] init_strict = false to load the keys that match" if where.endswith("init_from") else ""
         raise DataError(f"{source} does not fit backbone {backbone}: {_describe(report)}{hint}")
     if matching <= 0:
         raise DataError(f"{source}: no tensor fits backbone {backbone}: {_describe(report)}")
@@ -122,10 +122,10 @@ def compare_init(model_state: dict[str, Any], path: Path, *, backbone: str, stri
 
 
 def init_model(model: nn.Module, path: Path, *, backbone: str, strict: bool,
-               log: Callable[[str], None] = print) -> KeyReport:
+               log: Callable[[str], None] = print, where: str = "[train] init_from") -> KeyReport:
     """Load ``path`` into ``model`` (all of it, or with ``strict=False`` what matches); log the report."""
     own = model.state_dict()
-    report, state = compare_init(own, path, backbone=backbone, strict=strict)
+    report, state = compare_init(own, path, backbone=backbone, strict=strict, where=where)
     mismatched = {k for k, _, _ in report.mismatched}
     usable = {k: v for k, v in state.items() if k in own and k not in mismatched}
     model.load_state_dict(usable, strict=False)

@@ -62,7 +62,8 @@ class Trainer:
         dataset, loader = self._data()
         model = build_model(exp).to(self.device)
         classifier = build_classifier(exp.classifier, num_classes=dataset.num_classes,
-                                      embedding_size=exp.embedding_size, seed=exp.experiment.seed).to(self.device)
+                                      embedding_size=exp.embedding_size, seed=exp.experiment.seed,
+                                      device=self.device)
         head = exp.head.build(num_classes=dataset.num_classes, embedding_size=exp.embedding_size,
                               seed=exp.experiment.seed).to(self.device)
         objective, teacher = build_objective(exp, num_classes=dataset.num_classes, device=self.device)

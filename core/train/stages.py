@@ -26,14 +26,14 @@ def freeze_patterns(train: Any) -> list[str]:
 def prepare_stage(exp: Any, modules: dict[str, nn.Module], *, log: Callable[[str], None] = print) -> FreezeSummary:
     """Load ``init_from`` and ``classifier_from`` into ``modules`` (``model``, ``classifier``, ``head``,
     ``objective``), then freeze; returns what trains."""
-    train = exp.train
+    train, where = exp.train, f"{exp.source} [train]"
     if train.init_from:
-        init_model(modules["model"], resolve_checkpoint(train.init_from, "[train] init_from"),
-                   backbone=exp.backbone.type, strict=train.init_strict, log=log)
+        init_model(modules["model"], resolve_checkpoint(train.init_from, f"{where} init_from"),
+                   backbone=exp.backbone.type, strict=train.init_strict, log=log, where=f"{where} init_from")
     if train.classifier_from:
-        init_classifier(modules["classifier"], resolve_checkpoint(train.classifier_from, "[train] classifier_from"),
+        init_classifier(modules["classifier"], resolve_checkpoint(train.classifier_from, f"{where} classifier_from"),
                         log=log)
-    return apply_freeze(modules, freeze_patterns(train), bn_policy=train.freeze_bn)
+    return apply_freeze(modules, freeze_patterns(train), bn_policy=train.freeze_bn, where=f"{where} freeze")
 
 
 class _Centres(nn.Module):
@@ -68,18 +68,19 @@ def preflight(exp: Any, *, num_classes: int | None = None) -> FreezeSummary:
     rows = classes * exp.classifier.subcenters
     modules: dict[str, nn.Module] = {"model": model, "classifier": _Centres(rows, exp.embedding_size),
                                      "head": head, "objective": objective}
-    train = exp.train
+    train, where = exp.train, f"{exp.source} [train]"
     if train.init_from:
-        path = resolve_checkpoint(train.init_from, "[train] init_from")
+        path = resolve_checkpoint(train.init_from, f"{where} init_from")
         compare_init(model.state_dict(), path, backbone=exp.backbone.type, strict=train.init_strict,
-                     shapes_only=True)
+                     shapes_only=True, where=f"{where} init_from")
     if train.classifier_from:
-        _check_classifier_source(exp, resolve_checkpoint(train.classifier_from, "[train] classifier_from"),
+        _check_classifier_source(exp, resolve_checkpoint(train.classifier_from, f"{where} classifier_from"),
                                  num_classes)
-    summary = apply_freeze(modules, freeze_patterns(train), bn_policy=train.freeze_bn)
+    summary = apply_freeze(modules, freeze_patterns(train), bn_policy=train.freeze_bn, where=f"{where} freeze")
     if num_classes is None:
         summary.total -= rows * exp.embedding_size
         summary.trainable -= rows * exp.embedding_size * int(modules["classifier"].weight.requires_grad)
+        summary.note = "without the classifier: the training set was not read"
     return summary
 
 
