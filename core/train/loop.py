@@ -21,7 +21,7 @@ from facebone.contracts import Batch
 from facebone.train.classifier import Classifier, build_classifier
 from facebone.train.objective import build_objective
 from facebone.train.stages import prepare_stage
-from facebone.train.optim import make_optimizer, warmup_poly_lambda
+from facebone.train.optim import make_optimizer, schedule_lambda
 from facebone.train.runtime import resolve_device, seed_everything
 from facebone.progress import Progress
 from facebone.rundir import RunDir
@@ -76,8 +76,7 @@ class Trainer:
         total = steps_per_epoch * train.epochs
         if train.max_steps > 0:
             total = min(total, train.max_steps)
-        warmup = int(round(train.warmup_epochs * steps_per_epoch))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_poly_lambda(warmup, total, train.lr_power))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_lambda(train, steps_per_epoch, total))
         scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
         from torch.utils.tensorboard import SummaryWriter
 
