@@ -44,7 +44,10 @@ objective
     rank's share). ``classifier(embeddings (n, D), labels (n,))`` returns ``(cosine (N, C_local),
     labels_local (N,) with -1, norms (N, 1))`` over the global batch (N rows: embeddings are
     all-gathered with gradient under DDP) and ``classifier.cross_entropy(logits, labels_local)``
-    is the cross-entropy with the softmax across ranks. An options field named ``teacher`` (a
+    is the cross-entropy with the softmax across ranks. A term that every rank computes
+    identically from those gathered outputs (a function of ``norms``, say) goes through
+    ``facebone.train.collectives.replicated`` so its gradient is counted once; terms of this
+    rank's own ``n`` rows (an MSE to a teacher) need nothing. An options field named ``teacher`` (a
     run directory or checkpoint path; '' for none) makes the core load that model frozen, in eval
     mode, and pass it as ``teacher``.
 

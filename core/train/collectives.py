@@ -8,6 +8,8 @@
 - :func:`distributed_cross_entropy`: mean cross-entropy over rows whose columns are split over
   ranks (global max, global sum, target logit from the rank owning it); equals
   ``F.cross_entropy`` in one process.
+- :func:`replicated` marks a term that every rank computes identically from gathered rows, so
+  that its gradient is counted once.
 
 Every rank must call each of these with the same shapes (the same local batch size ``n``).
 """
@@ -54,6 +56,29 @@ def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.requires_grad:
         return _GatherRows.apply(tensor)
     return _all_gather(tensor)
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, factor: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad * ctx.factor, None
+
+
+def replicated(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` with its gradient divided by the world size, for a loss term every rank computes
+    identically from gathered rows (e.g. a function of the classifier's norms).
+
+    The gradient of gathered rows is summed over ranks: right for the cross-entropy, whose ranks
+    contribute different columns, but W times too much for a term each rank computes in full.
+    """
+    if world()[1] == 1:
+        return tensor
+    return _ScaleGradient.apply(tensor, 1.0 / world()[1])
 
 
 def all_reduce_(tensor: torch.Tensor, op: str) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from facebone.errors import PluginError
+from facebone.train.collectives import replicated
 
 
 def classification_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, classifier: Any,
@@ -24,8 +25,8 @@ def classification_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, clas
     logits = head(cosine, labels_local, norms)
     terms = {"ce": classifier.cross_entropy(logits, labels_local)}
     extra = getattr(head, "loss_terms", None)
-    if extra is not None:
-        for name, value in extra(norms).items():
+    if extra is not None:  # every rank computes these from the same global norms: count them once
+        for name, value in extra(replicated(norms)).items():
             if name in terms:
                 raise PluginError(f"head {type(head).__name__}: loss term {name!r} clashes with the objective's")
             terms[name] = value

@@ -44,6 +44,33 @@ def step(classifier, embeddings: torch.Tensor, labels: torch.Tensor):
     return loss.detach(), embeddings.grad, classifier.weight.grad.clone(), local
 
 
+def head_names() -> list[str]:
+    from facebone.plugin.discovery import get_plugins
+
+    return get_plugins().registry("head").names()
+
+
+def head_step(name: str, rank: int, world: int, n: int = 6, dim: int = 8, classes: int = 11):
+    """A registered head (default options) on the classifier, with its own loss terms: (loss, grads)."""
+    from facebone.plugin.build import build_component
+    from facebone.plugin.discovery import get_plugins
+    from facebone.plugin.options import build_options
+    from facebone.train.classifier import Classifier
+    from facebone.train.objective import classification_terms
+
+    comp = get_plugins().get("head", name)
+    head = build_component(comp, build_options(comp.options, {}, name)[0], num_classes=classes,
+                           embedding_size=dim, seed=0).double()
+    clf = Classifier(classes, dim, subcenters=3 if name == "subcenter" else 1, seed=5).double()
+    emb, labels = global_batch(11, n * world, dim, classes, torch.float64)
+    emb = (emb * 4)[rank * n:(rank + 1) * n].clone().requires_grad_(True)  # norms around 20 (AdaFace, MagFace)
+    terms = classification_terms(emb, labels[rank * n:(rank + 1) * n], classifier=clf, head=head)
+    loss = sum(terms.values())
+    loss.backward()
+    return {"loss": loss.detach(), "grad_embeddings": emb.grad, "grad_weight": clf.weight.grad.clone(),
+            "state": {k: v.clone() for k, v in head.state_dict().items()}}
+
+
 def main(rank: int, world: int, out_dir: str) -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     torch.set_num_threads(1)
@@ -57,6 +84,7 @@ def main(rank: int, world: int, out_dir: str) -> None:
         loss, g_emb, g_w, local = step(clf, emb[rank * n:(rank + 1) * n], labels[rank * n:(rank + 1) * n])
         results[name] = {"loss": loss, "grad_embeddings": g_emb, "grad_weight": g_w, "labels_local": local,
                          "full_weight": clf.full_state(dst=None)["weight"], "num_local": clf.num_local}
+    results["heads"] = {name: head_step(name, rank, world) for name in head_names()}
     n, dim, classes = 4, 8, 11
     # SGD momentum state gathered to rank 0, then resharded from a whole matrix
     emb, labels = global_batch(7, n * world, dim, classes, torch.float64)

@@ -165,6 +165,18 @@ def test_two_processes_equal_one_process_with_the_full_softmax(two_ranks, name, 
     assert ranks[1]["labels_local"].tolist() == [int(c) - half if c >= half else -1 for c in labels]
 
 
+@pytest.mark.parametrize("name", worker.head_names())
+def test_every_head_on_two_processes_equals_one_process(two_ranks, name):
+    one = worker.head_step(name, 0, 1, n=12)
+    ranks = [r["heads"][name] for r in two_ranks]
+    for r in ranks:
+        assert abs(float(r["loss"]) - float(one["loss"])) <= 1e-10 * abs(float(one["loss"]))
+        for key, value in one["state"].items():  # EMA statistics, counters, generator state
+            assert torch.allclose(r["state"][key].double(), value.double(), rtol=1e-10, atol=0), key
+    assert rel(torch.cat([r["grad_embeddings"] for r in ranks]) / 2, one["grad_embeddings"]) <= 1e-10
+    assert rel(torch.cat([r["grad_weight"] for r in ranks]), one["grad_weight"]) <= 1e-10
+
+
 def test_optimizer_state_and_weights_gather_and_reshard(two_ranks):
     emb, labels = worker.global_batch(7, 8, 8, 11, torch.float64)
     clf = Classifier(11, 8, seed=5).double()
