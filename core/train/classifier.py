@@ -24,6 +24,13 @@ restores the stream exactly. Unsampled centres get a zero gradient (as arcface_t
 
 ``classifier.cross_entropy(logits, labels_local)``: mean cross-entropy over the global batch,
 the softmax spanning every rank (global max, global sum); plain cross-entropy in one process.
+Its value is the same on every rank. Gradients, for the loop: the centres' gradient on each rank
+is that of the global loss (no reduction needed, the classifier is not wrapped in DDP); the
+embeddings' gradient is W times that of the global loss, so that DDP's averaging over ranks gives
+the backbone the global gradient. A loss term every rank computes identically from the gathered
+rows (e.g. a head's ``loss_terms(norms)``) must pass through ``collectives.replicated``. The
+centres differ between ranks, so a global gradient norm (clipping) sums their squared norm over
+ranks.
 
 Checkpoints, any world size:
 
@@ -33,6 +40,8 @@ Checkpoints, any world size:
   ``dst`` (every rank with ``dst=None``) and ``None`` elsewhere; ``load_full_state(state)``
   takes this rank's rows of it (``state["weight"]`` may be any row-sliceable object, e.g. a
   safetensors slice, so no rank needs the whole matrix in memory).
+- In a checkpoint the whole matrix is ``classifier.weight`` (what one process saves; what
+  ``[train] classifier_from`` reads), the step counter ``classifier.sample_step``.
 - ``full_optimizer_state(optimizer, dst=0)`` / ``load_full_optimizer_state(optimizer,
   state)``: the same for the optimiser's per-parameter state of ``weight`` (SGD's
   ``momentum_buffer``, AdamW's ``exp_avg``/``exp_avg_sq``: tensors shaped like ``weight`` are
@@ -218,8 +227,8 @@ class Classifier(nn.Module):
         """Load this rank's rows of a whole state (from :meth:`full_state`, any world size)."""
         weight = self.shard_rows(state["weight"])
         if tuple(weight.shape) != tuple(self.weight.shape):
-            raise ValueError(f"classifier state holds {tuple(state['weight'].shape)} centres, this classifier "
-                             f"has {self.full_rows} x {self.embedding_size}")
+            raise ValueError(f"classifier state gives rank {self.rank} {tuple(weight.shape)} centres, it holds "
+                             f"{tuple(self.weight.shape)} (of {self.full_rows} x {self.embedding_size})")
         with torch.no_grad():
             self.weight.copy_(weight)
             if "sample_step" in state:
