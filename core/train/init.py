@@ -23,6 +23,9 @@ from facebone.errors import ConfigError, DataError
 from facebone.weights.keys import KeyReport, compare
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
 
 
 def resolve_checkpoint(path: str | Path, where: str) -> Path:
@@ -82,10 +85,12 @@ def read_shapes(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+            slices = {k: fh.get_slice(k) for k in fh.keys()}
+            tensors = {k: torch.empty(tuple(s.get_shape()), dtype=SAFETENSORS_DTYPES.get(s.get_dtype(), torch.float32),
+                                      device="meta") for k, s in slices.items()}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise DataError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    return {k: torch.empty(s, device="meta") for k, s in shapes.items()}, dict(meta)
+    return tensors, dict(meta)
 
 
 def _describe(report: KeyReport, limit: int = 3) -> str:
@@ -97,6 +102,11 @@ def _describe(report: KeyReport, limit: int = 3) -> str:
     if report.mismatched:
         shown = ", ".join(f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in report.mismatched[:limit])
         parts.append(f"{len(report.mismatched)} with another shape (e.g. {shown})")
+    if report.wrong_dtype:
+        shown = ", ".join(f"{k} is {a}, the model needs {b}" for k, a, b in report.wrong_dtype[:limit])
+        parts.append(f"{len(report.wrong_dtype)} of the wrong kind (e.g. {shown})")
+    if report.non_finite:
+        parts.append(f"{len(report.non_finite)} holding NaN or Inf (e.g. {', '.join(report.non_finite[:limit])})")
     return "; ".join(parts)
 
 
@@ -112,7 +122,8 @@ def compare_init(model_state: dict[str, Any], path: Path, *, backbone: str, stri
     source = f"{where} {path}"
     if meta.get("backbone"):
         source += f" (backbone {meta['backbone']})"
-    matching = len(target) - len(report.missing) - len(report.filled) - len(report.mismatched)
+    matching = (len(target) - len(report.missing) - len(report.filled) - len(report.mismatched)
+                - len(report.wrong_dtype) - len(report.non_finite))
     if strict and not report.ok:
         hint = "; set [train] init_strict = false to load the keys that match" if where.endswith("init_from") else ""
         raise DataError(f"{source} does not fit backbone {backbone}: {_describe(report)}{hint}")
@@ -126,8 +137,8 @@ def init_model(model: nn.Module, path: Path, *, backbone: str, strict: bool,
     """Load ``path`` into ``model`` (all of it, or with ``strict=False`` what matches); log the report."""
     own = model.state_dict()
     report, state = compare_init(own, path, backbone=backbone, strict=strict, where=where)
-    mismatched = {k for k, _, _ in report.mismatched}
-    usable = {k: v for k, v in state.items() if k in own and k not in mismatched}
+    refused = {k for k, _, _ in report.mismatched} | {k for k, _, _ in report.wrong_dtype} | set(report.non_finite)
+    usable = {k: v for k, v in state.items() if k in own and k not in refused}
     model.load_state_dict(usable, strict=False)
     log(f"init_from {path}: loaded {len(usable)} of {len(own)} tensors"
         + ("" if report.ok else f"; {_describe(report, limit=5)}"))
