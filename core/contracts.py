@@ -36,6 +36,21 @@ warp
     rois=None, size=None)`` is the inverse. Optional ``forward_with_rois(images, rois=None)``
     returns ``(warped, rois_used)`` (jittered in training; None for the fixed box).
 
+objective
+    ``factory(options, *, num_classes: int, embedding_size: int, seed: int, **runtime) -> nn.Module``
+    (its own parameters, if any, train with the model). ``forward(batch, *, model, classifier, head,
+    teacher=None) -> dict[str, Tensor]``: named, already weighted, scalar loss terms; the core
+    optimises their sum and logs each as ``train/<name>``. ``batch`` is a :class:`Batch` (this
+    rank's share). ``classifier(embeddings (n, D), labels (n,))`` returns ``(cosine (N, C_local),
+    labels_local (N,) with -1, norms (N, 1))`` over the global batch (N rows: embeddings are
+    all-gathered with gradient under DDP) and ``classifier.cross_entropy(logits, labels_local)``
+    is the cross-entropy with the softmax across ranks. A term that every rank computes
+    identically from those gathered outputs (a function of ``norms``, say) goes through
+    ``facebone.train.collectives.replicated`` so its gradient is counted once; terms of this
+    rank's own ``n`` rows (an MSE to a teacher) need nothing. An options field named ``teacher`` (a
+    run directory or checkpoint path; '' for none) makes the core load that model frozen, in eval
+    mode, and pass it as ``teacher``.
+
 evaluator
     ``factory(options, *, data_root: Path | None, **runtime) -> callable``.
     ``evaluate(embedder: Embedder, context: EvalContext) -> dict[str, float]``: a flat dict of
@@ -74,6 +89,19 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+
+@dataclasses.dataclass
+class Batch:
+    """What an objective receives: this rank's share of the global batch.
+
+    ``images`` ``(n, 3, H, W)`` float in [-1, 1] on the training device; ``labels`` ``(n,)`` int64
+    class ids; ``rois`` optional ``(n, 4)`` or ``(n, 5)`` boxes for warps that use them.
+    """
+
+    images: Any
+    labels: Any
+    rois: Any = None
 
 
 @runtime_checkable

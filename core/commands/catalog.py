@@ -8,8 +8,8 @@ from facebone.plugin.registry import KINDS
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered components",
-                       description="List components. KIND is backbone(s), head(s), warp(s) or evaluator(s); "
-                                   "PATTERN is a wildcard such as 'iresnet*'.")
+                       description="List components. KIND is backbone(s), head(s), warp(s), evaluator(s) or "
+                                   "objective(s); PATTERN is a wildcard such as 'iresnet*'.")
     p.add_argument("kind", nargs="?", help="component kind (default: all kinds), or a pattern")
     p.add_argument("pattern", nargs="?", help="wildcard filter on names, e.g. 'iresnet*'")
     p.set_defaults(func=list_components)

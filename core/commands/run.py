@@ -54,6 +54,12 @@ def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
         raise DataError(f"{exp.data.train}: synthetic data was not generated")
 
 
+def preflight(exp: Any) -> None:
+    from facebone.train.stages import preflight as check_stage
+
+    check_stage(exp)
+
+
 def load(args: argparse.Namespace, plugins: Any) -> tuple[Any, Any, Path | None]:
     """(experiment, run to resume or None, checkpoint to resume from or None)."""
     from facebone.experiment.config import load_experiment
@@ -86,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc is not None and args.nproc != 1:
         from facebone.train.launch import check_nproc, launch_local
 
-        exp, _, _ = load(args, plugins)  # refuse a bad experiment before starting any process
+        exp, resumed, _ = load(args, plugins)  # refuse a bad experiment before starting any process
         check_nproc(args.nproc, exp.train.device)
+        if resumed is None:
+            preflight(exp)
         argv = sys.argv[1:]
         start = argv.index("run") if "run" in argv else 0
         return launch_local(args.nproc, launcher_command(argv[start:]))
@@ -125,6 +133,7 @@ def train(args: argparse.Namespace, exp: Any, plugins: Any, ranks: Any, resumed:
             log(f"resuming {resumed} from {checkpoint}")
             made["run"] = resumed
         else:
+            preflight(exp)  # init_from keys, classifier_from, freeze patterns: fail before the run directory exists
             made["run"] = RunDir.create(exp.experiment.output_dir, exp.name, overwrite=args.overwrite)
             made["run"].write_run_files(exp, args.overrides, plugins, world_size=ranks.world_size,
                                         backend=ranks.backend, devices=devices)

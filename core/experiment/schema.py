@@ -67,6 +67,17 @@ class TrainTable:
         "step", "when the schedule moves: every optimiser step, or once per epoch (the lr of an epoch is that "
                 "of its first step)")
     grad_clip: float = option(5.0, "clip the global gradient norm to this (0: no clipping)")
+    init_from: str = option("", "start from these weights: a run directory (its latest checkpoint) or a "
+                                "checkpoint file ('': from scratch)")
+    init_strict: bool = option(True, "with init_from, every model key must be present with its shape (false: "
+                                     "load what matches and report the rest)")
+    classifier_from: str = option("", "reuse the class centres of this run directory or checkpoint (same classes)")
+    classifier_frozen: bool = option(False, "keep the classifier's centres fixed (as freeze = ['classifier.*'])")
+    freeze: tuple[str, ...] = option((), "glob patterns of parameter names that do not train, e.g. "
+                                          "['backbone.layer1*'] (names: warp.*, backbone.*, classifier.*, head.*, "
+                                          "objective.*)")
+    freeze_bn: Literal["update", "frozen"] = option("frozen", "batch-norm statistics of fully frozen batch-norm "
+                                                              "layers: keep updating them, or hold them (eval mode)")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision (fp16 on CUDA only)")
     checkpoint_every: int = option(0, "also save a checkpoint every N steps (0: only at the end)")
     keep_last: int = option(0, "keep only the newest N step checkpoints (0: keep them all)")
@@ -104,6 +115,24 @@ class TrainTable:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassifierTable:
+    type: Literal["full", "partial_fc"] = option("full", "full: softmax over every class; partial_fc: over the "
+                                                         "batch's classes plus sampled negatives (sample_rate)")
+    sample_rate: float = option(1.0, "partial_fc: share of each rank's classes scored per step, in (0, 1] "
+                                     "(every positive is always kept)")
+    subcenters: int = option(1, "centres per class K; a class scores the max over its K centres (sub-center)")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sample_rate <= 1:
+            raise ValueError(f"key 'sample_rate' must be in (0, 1], got {self.sample_rate}")
+        if self.type == "full" and self.sample_rate != 1:
+            raise ValueError(f"key 'sample_rate' = {self.sample_rate} needs type = 'partial_fc' "
+                             "(type 'full' scores every class)")
+        if self.subcenters < 1:
+            raise ValueError(f"key 'subcenters' must be >= 1, got {self.subcenters}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EmbedTable:
     batch_size: int = option(64, "images per forward pass when embedding")
     flip: bool = option(True, "flip test: add the embedding of the mirrored image")
@@ -117,8 +146,10 @@ CORE_TABLES = {
     "experiment": ExperimentTable,
     "data": DataTable,
     "train": TrainTable,
+    "classifier": ClassifierTable,
     "embed": EmbedTable,
 }
-COMPONENT_TABLES = {"backbone": "backbone", "warp": "warp", "head": "head", "eval": "evaluator"}
-DEFAULT_TYPES = {"warp": "cartesian", "head": "arcface"}
+COMPONENT_TABLES = {"backbone": "backbone", "warp": "warp", "head": "head", "objective": "objective",
+                    "eval": "evaluator"}
+DEFAULT_TYPES = {"warp": "cartesian", "head": "arcface", "objective": "classification"}
 """Component tables that may be left out, and the type they then get."""

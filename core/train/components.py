@@ -16,10 +16,13 @@ from facebone.data.global_batches import GlobalBatchSampler, make_batch_loader
 from facebone.errors import ConfigError
 from facebone.model.build import build_model
 from facebone.model.face_model import FaceModel
+from facebone.train.classifier import build_classifier
 from facebone.train.dist import Ranks
+from facebone.train.objective import build_objective
 from facebone.train.optim import make_optimizer, make_schedule
 from facebone.train.precision import Precision
 from facebone.train.runtime import seed_everything
+from facebone.train.stages import prepare_stage
 from facebone.train.state import is_sharded
 
 
@@ -90,20 +93,6 @@ def open_data(exp: Any, ranks: Ranks, log: Callable[[str], None] = print) -> tup
     return dataset, sampler, loader
 
 
-def build_classifier(exp: Any, num_classes: int, ranks: Ranks) -> nn.Module:
-    # TEMPORARY until the engine-classifier branch lands: a replicated full softmax.
-    from facebone.train.interim import FullClassifier
-
-    return FullClassifier(num_classes, exp.embedding_size)
-
-
-def build_objective(exp: Any, num_classes: int) -> nn.Module:
-    # TEMPORARY until the objective plugins land: the classification objective, inline.
-    from facebone.train.interim import ClassificationObjective
-
-    return ClassificationObjective()
-
-
 def wrap_ddp(model: nn.Module, ranks: Ranks) -> nn.Module:
     """``model`` in DistributedDataParallel under several processes (itself otherwise)."""
     if not ranks.distributed:
@@ -123,10 +112,14 @@ def build_parts(exp: Any, ranks: Ranks, *, log: Callable[[str], None] = print) -
     dataset, sampler, loader = open_data(exp, ranks, log)
     num_classes = dataset.num_classes
     face_model = precision.prepare_model(build_model(exp))
-    classifier = build_classifier(exp, num_classes, ranks).to(ranks.device)
+    classifier = build_classifier(exp.classifier, num_classes=num_classes, embedding_size=exp.embedding_size,
+                                  seed=exp.experiment.seed, device=ranks.device)
     head = exp.head.build(num_classes=num_classes, embedding_size=exp.embedding_size,
                           seed=exp.experiment.seed).to(ranks.device)
-    objective = build_objective(exp, num_classes).to(ranks.device)
+    objective, teacher = build_objective(exp, num_classes=num_classes, device=ranks.device)
+    trains = prepare_stage(exp, {"model": face_model, "classifier": classifier, "head": head,
+                                 "objective": objective}, log=log)
+    log(f"parameters: {trains.line()}")
     model = wrap_ddp(face_model, ranks)
     params = [p for m in (face_model, classifier, head, objective) for p in m.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, train)
@@ -136,5 +129,5 @@ def build_parts(exp: Any, ranks: Ranks, *, log: Callable[[str], None] = print) -
         total = min(total, train.max_steps)
     scheduler = make_schedule(optimizer, train, steps_per_epoch, total)
     return TrainingParts(dataset=dataset, sampler=sampler, loader=loader, model=model, face_model=face_model,
-                         classifier=classifier, head=head, objective=objective, teacher=None, optimizer=optimizer,
+                         classifier=classifier, head=head, objective=objective, teacher=teacher, optimizer=optimizer,
                          scheduler=scheduler, precision=precision, total_steps=total)

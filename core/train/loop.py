@@ -28,7 +28,7 @@ from facebone.rundir import RunDir
 from facebone.train import dist
 from facebone.train.components import TrainingParts, build_parts
 from facebone.train.dist import Ranks
-from facebone.train.interim import Batch
+from facebone.contracts import Batch
 from facebone.train.optim import clip_gradients
 from facebone.train.report import Reporter
 from facebone.train.runtime import resolve_device
