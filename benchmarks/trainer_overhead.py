@@ -101,7 +101,13 @@ def bare_loop(exp: Any, ranks: Any, batches: list, steps: int, parts: Any) -> tu
 
     from facebone.train.optim import make_optimizer, make_schedule
 
-    model, classifier, head = (copy.deepcopy(m) for m in (parts.face_model, parts.classifier, parts.head))
+    from facebone.model.build import build_model
+
+    # a fresh model with the same weights (a deep copy of a DDP-wrapped model would carry DDP's hooks)
+    model = build_model(exp).to(ranks.device, memory_format=torch.channels_last if exp.train.channels_last
+                                else torch.contiguous_format)
+    model.load_state_dict(parts.face_model.state_dict())
+    classifier, head = copy.deepcopy(parts.classifier), copy.deepcopy(parts.head)
     if ranks.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
