@@ -23,8 +23,9 @@ class FaceModel(nn.Module):
         self.backbone = backbone
         self.embedding_size = int(backbone.embedding_size)
 
-    def forward(self, images: torch.Tensor, rois: torch.Tensor | None = None) -> torch.Tensor:
-        return self.backbone(self.warp(images, rois))
+    def forward(self, images: torch.Tensor, rois: torch.Tensor | None = None, **backbone_kwargs: Any) -> Any:
+        """Embeddings; ``backbone_kwargs`` go to the backbone (e.g. ``branch=`` of a routing backbone)."""
+        return self.backbone(self.warp(images, rois), **backbone_kwargs)
 
 
 class Classifier(nn.Module):
