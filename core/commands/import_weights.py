@@ -1,10 +1,11 @@
-"""`facebone import-weights insightface PATH --backbone NAME OUT`: InsightFace .pth -> safetensors."""
+"""`facebone import-weights insightface PATH OUT --backbone NAME`: InsightFace .pth -> safetensors;
+`facebone import-weights btnet TNET BNET... OUT`: the original BTNet's full-network checkpoints merged."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-SOURCES = ("insightface",)
+SOURCES = ("insightface", "btnet")
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
@@ -12,10 +13,12 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
         "import-weights", help="convert a foreign checkpoint (InsightFace .pth) to a facebone safetensors file",
         description="Read an InsightFace backbone.pth / model.pt with torch.load(weights_only=True) (no code is "
                     "unpickled), check every key and shape against a facebone backbone, and write safetensors.")
-    p.add_argument("source", choices=SOURCES, help="checkpoint family")
-    p.add_argument("path", help="the .pth / .pt file")
+    p.add_argument("source", choices=SOURCES, help="checkpoint family (btnet: the original's TNet then one BNet "
+                                                   "per branch, in the order of the backbone's 'branches')")
+    p.add_argument("path", nargs="+", help="the .pth / .pt file (btnet: TNET.pt BNET28.pt BNET14.pt BNET7.pt)")
     p.add_argument("out", help="output .safetensors file")
-    p.add_argument("--backbone", required=True, metavar="NAME", help="facebone backbone, e.g. iresnet100 or mobilefacenet")
+    p.add_argument("--backbone", default=None, metavar="NAME",
+                   help="facebone backbone, e.g. iresnet100 or mobilefacenet (btnet: default btnet50)")
     p.add_argument("--set", action="append", default=[], metavar="backbone.KEY=VALUE", help="backbone option")
     p.add_argument("--embedding-size", type=int, default=None, help="D (default: read from the checkpoint)")
     p.add_argument("--image-size", type=int, default=112, help="input size the weights are for (default 112)")
@@ -27,31 +30,47 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from facebone.backbones import build_for_state, parse_sets
-    from facebone.errors import DataError, FaceboneError
+    from facebone.errors import ConfigError, DataError, FaceboneError
     from facebone.options import options_to_dict
     from facebone.weights import compare, read_torch_state_dict, save_backbone
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FaceboneError(f"{out} exists; pass --force to overwrite it")
-    state = read_torch_state_dict(args.path)
+    if args.source == "btnet":
+        args.backbone = args.backbone or "btnet50"
+    elif len(args.path) != 1 or not args.backbone:
+        raise ConfigError("import-weights insightface takes one PATH, then OUT, and --backbone NAME")
+    paths, label = args.path, " + ".join(args.path)
+    states = [read_torch_state_dict(path) for path in paths]
+    state = states[0]
     table = parse_sets(args.set)
     model = build_for_state(args.backbone, table, state, embedding_size=args.embedding_size,
                             image_size=args.image_size)
     emb = model.embedding_size
+    if args.source == "btnet":
+        if not hasattr(model, "import_state_dicts"):
+            raise ConfigError(f"--backbone {args.backbone}: cannot merge several checkpoints (use a btnet backbone)")
+        try:
+            state = model.import_state_dicts(states, paths)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+    elif hasattr(model, "complete_state_dict"):  # e.g. a trunk checkpoint for a multi-branch backbone
+        state = model.complete_state_dict(state)
     report = compare(state, model.state_dict())
     if not report.ok:
         for line in report.lines():
             print(line, file=sys.stderr)
-        raise DataError(f"{args.path}: does not fit backbone '{args.backbone}' ({report.summary()})")
+        raise DataError(f"{label}: does not fit backbone '{args.backbone}' ({report.summary()})")
     model.load_state_dict({**{k: model.state_dict()[k] for k in report.filled}, **state}, strict=True)
     from facebone.discovery import get_plugins
 
     opts_cls = get_plugins().get("backbone", args.backbone).options
     options = options_to_dict(opts_cls(**table)) if opts_cls is not None else {}
     save_backbone(out, model.state_dict(), backbone=args.backbone, options=options, embedding_size=emb,
-                  image_size=args.image_size, source=f"{args.source}:{Path(args.path).name}")
+                  image_size=args.image_size,
+                  source=f"{args.source}:" + " + ".join(Path(p).name for p in paths))
     n = sum(v.numel() for v in state.values())
     extra = f" ({len(report.filled)} BN counters filled)" if report.filled else ""
-    print(f"{args.path}: {len(state)} tensors, {n:,} values match {args.backbone} (D={emb}){extra}; wrote {out}")
+    print(f"{label}: {len(state)} tensors, {n:,} values match {args.backbone} (D={emb}){extra}; wrote {out}")
     return 0

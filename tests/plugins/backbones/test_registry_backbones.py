@@ -12,7 +12,8 @@ import torch
 
 from facebone.discovery import load_plugins
 
-SLOW = {"iresnet50", "iresnet100", "iresnet200"}  # > 5 GMACs per image: seconds per step on a shared CPU
+SLOW = {"iresnet50", "iresnet100", "iresnet200",  # > 5 GMACs per image: seconds per step on a shared CPU
+        "btnet34", "btnet50", "btnet100", "btnet200"}
 
 
 def _backbone_names() -> list[str]:
@@ -56,7 +57,12 @@ def test_backbone_contract_forward_backward(name: str) -> None:
     out = model.train()(x)
     assert out.shape == (2, 512)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
-    out.square().mean().backward()
+    loss = out.square().mean()
+    for h, w in list(getattr(model, "input_sizes", ()))[1:]:  # a routing backbone: every path it serves
+        other = model(torch.rand(2, 3, h, w) * 2 - 1)
+        assert other.shape == (2, 512) and torch.isfinite(other).all(), (h, w)
+        loss = loss + other.square().mean()
+    loss.backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert trainable
     missing = [n for n, p in trainable if p.grad is None]
@@ -85,7 +91,7 @@ def test_hook_modules_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet"]
+    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet", "btnet"]
     code = ("import sys\n" + "".join(f"import facebone.plugins.backbones.{m}\n" for m in mods)
             + "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
