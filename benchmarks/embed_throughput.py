@@ -36,8 +36,8 @@ def bench_one(name: str, batch: int, reps: int, precision: str, image_size: int,
     import torch
     from torch.optim.swa_utils import update_bn
 
-    from facebone import fastpath
-    from facebone.backbones import build_backbone
+    from facebone.eval import fastpath
+    from facebone.model.build import build_backbone
 
     torch.manual_seed(seed)
     model = build_backbone(name, image_size=image_size)
@@ -51,7 +51,7 @@ def bench_one(name: str, batch: int, reps: int, precision: str, image_size: int,
     fastpath.embed(fast, warm, precision, channels_last=True)
     out: dict[str, object] = {}
     if compiled:
-        from facebone.embed import compile_frozen
+        from facebone.eval.embedder import compile_frozen
 
         frozen = compile_frozen(copy.deepcopy(fast))
         with torch.no_grad():
@@ -93,8 +93,8 @@ def main() -> None:
 
     import torch
 
-    from facebone import fastpath
-    from facebone.discovery import get_plugins
+    from facebone.eval import fastpath
+    from facebone.plugin.discovery import get_plugins
 
     torch.set_num_threads(args.threads)
     names = args.backbones or get_plugins().registry("backbone").names()

@@ -27,7 +27,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=112)
     args = ap.parse_args()
     from facebone.data import generate_synthetic, make_loader, open_training_set
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     try:
         comp = get_plugins().get("backbone", "iresnet50")

@@ -17,7 +17,7 @@ hookimpl = pluggy.HookimplMarker("facebone")
 """Marker for plugin hook implementations (``@facebone.hookimpl``)."""
 
 from facebone.errors import ConfigError, DataError, FaceboneError, PluginError  # noqa: E402
-from facebone.options import option  # noqa: E402
+from facebone.plugin.options import option  # noqa: E402
 
 __all__ = [
     "__version__",

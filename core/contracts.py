@@ -29,11 +29,17 @@ backbone
       checkpoints (`facebone import-weights btnet ...`); ValueError naming the file on a misfit.
 
 head
-    ``factory(options, **runtime) -> nn.Module``. ``forward(cosine, labels, norms=None)``:
-    ``cosine`` is ``(N, C)`` cosine similarity of normalised embeddings and normalised class
-    centres (computed by the core's classifier), ``labels`` is ``(N,)`` int64, ``norms`` is
-    ``(N, 1)`` embedding norms for heads that need them. Returns ``(N, C)`` logits for
-    cross-entropy (scale included). The classifier weights belong to the core.
+    ``factory(options, *, num_classes: int, embedding_size: int, seed: int, **runtime) -> nn.Module``.
+    ``forward(cosine, labels, norms)``: ``cosine`` is ``(N, C)`` cosine similarity of normalised
+    embeddings and normalised class centres (computed by the core's classifier), ``labels`` is
+    ``(N,)`` int64 where ``-1`` means "this row's class is not among these C columns" (Partial FC:
+    another rank's shard, or not sampled): such a row gets no margin. ``norms`` is ``(N, 1)``
+    embedding norms, with gradient (detach them where the formula says so). Returns ``(N, C)``
+    logits for cross-entropy (scale included). The classifier weights belong to the core.
+    Rows are the global batch, columns the local shard: statistics over target logits must be
+    summed with :func:`all_reduce_sum`. State (EMA statistics, generator state) lives in buffers,
+    so a checkpoint restores it exactly. Optional ``loss_terms(norms) -> dict[str, Tensor]``:
+    extra named loss terms (weights included) added to the cross-entropy and logged.
 
 warp
     ``factory(options, *, image_size: int, **runtime) -> nn.Module``, differentiable and batched.
@@ -99,3 +105,19 @@ class EvalContext:
     name: str
     device: str = "cpu"
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def all_reduce_sum(tensor: Any) -> Any:
+    """Sum ``tensor`` over the training process group (no gradient); the tensor itself in one process.
+
+    For heads whose statistics need every rank's share, e.g. the mean target logit under Partial
+    FC, where each target column lives on one rank only.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out

@@ -1,49 +1,240 @@
-"""Run directories: the experiment as given, the resolved configuration, the environment
-record, checkpoints, TensorBoard logs, evaluator artifacts and results.json.
+"""Run directories: one object owns every path of a run.
 
-A run never overwrites an earlier run unless asked: a taken name gets a numeric suffix.
+A run directory holds the experiment as given, the resolved configuration, the environment
+record, checkpoints, TensorBoard logs, evaluator artifacts, ``results.json`` and a status file
+(``run.json``) that marks it as facebone's own. A run never overwrites an earlier run unless
+asked, and ``--overwrite`` only ever deletes a directory that facebone marked as a run, inside
+``output_dir``, that no process is using.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from facebone import __version__, tomlio
+from facebone import __version__
+
+from facebone.experiment import tomlio
 from facebone.errors import ConfigError
 from facebone.io import atomic_write_json, atomic_write_text
 
-GIVEN = "experiment.toml"
-RESOLVED = "config.toml"
-ENVIRONMENT = "environment.json"
-RESULTS = "results.json"
-CHECKPOINTS = "checkpoints"
-LAST_CHECKPOINT = "last.safetensors"
+STEP_CHECKPOINT = re.compile(r"^step_(\d+)\.safetensors$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
+STATUSES = ("running", "finished", "failed")
 
 
-def new_run_dir(output_dir: str | os.PathLike, name: str, *, overwrite: bool = False) -> Path:
-    """Create ``output_dir/name`` (or ``name-2``, ``name-3``... if taken; reuse it if ``overwrite``)."""
-    base = Path(output_dir)
-    base.mkdir(parents=True, exist_ok=True)
-    candidate = base / name
-    if overwrite:
-        if candidate.exists():
-            shutil.rmtree(candidate)
-        candidate.mkdir()
-        return candidate
-    n = 1
-    while True:
+def check_run_name(name: str) -> str | None:
+    """Why ``name`` cannot name a run directory (one safe path component), or None."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or name in (".", "..") or len(name) > 200:
+        return (f"run name {name!r} is not one safe path component (letters, digits and _ . + = -, "
+                "not starting with '.' or '-')")
+    return None
+
+
+class RunDir:
+    """The files of one run under ``path``; every path of a run is a property here."""
+
+    GIVEN = "experiment.toml"
+    RESOLVED = "config.toml"
+    ENVIRONMENT = "environment.json"
+    RESULTS = "results.json"
+    STATUS = "run.json"
+    LOCK = ".run.lock"
+    CHECKPOINTS = "checkpoints"
+    LAST = "last.safetensors"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def given(self) -> Path:
+        return self.path / self.GIVEN
+
+    @property
+    def resolved(self) -> Path:
+        return self.path / self.RESOLVED
+
+    @property
+    def environment(self) -> Path:
+        return self.path / self.ENVIRONMENT
+
+    @property
+    def results(self) -> Path:
+        return self.path / self.RESULTS
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / self.STATUS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / self.LAST
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def step_checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:07d}.safetensors"
+
+    def eval_dir(self, name: str) -> Path:
+        return self.path / "eval" / name
+
+    def step_checkpoints(self) -> list[tuple[int, Path]]:
+        """``(step, path)`` of every complete step checkpoint, oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir() if (m := STEP_CHECKPOINT.match(p.name))]
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        """``last.safetensors`` if the run finished writing it, else the newest step checkpoint."""
+        if self.last_checkpoint.is_file():
+            return self.last_checkpoint
+        steps = self.step_checkpoints()
+        return steps[-1][1] if steps else None
+
+    # -- identity, status and the lock ---------------------------------------------------
+    def is_run(self) -> bool:
+        """True for a directory facebone created as a run (it has a status file)."""
+        return self.status_file.is_file()
+
+    def status(self) -> dict[str, Any]:
+        """The status record (``{"status": "running" | "finished" | "failed", ...}``), {} if none."""
         try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = base / f"{name}-{n}"
+            return json.loads(self.status_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def set_status(self, status: str, **info: Any) -> None:
+        """Record ``status`` (and facts such as the step or the error) atomically."""
+        assert status in STATUSES, status
+        record = {**self.status(), **info, "status": status, "facebone": __version__,
+                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record.setdefault("created", record["updated"])
+        atomic_write_json(self.status_file, record)
+
+    def is_active(self) -> bool:
+        """True while a process holds this run's lock (a running ``facebone run``)."""
+        if self._lock_fd is not None:
+            return True
+        lock = self.path / self.LOCK
+        if not lock.exists():
+            return False
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def acquire(self) -> None:
+        """Hold this run's lock until the process ends (released even on kill -9)."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"{self.path}: another facebone process is using this run directory") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- creation ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, output_dir: str | os.PathLike, name: str, *, overwrite: bool = False) -> "RunDir":
+        """A new run directory ``output_dir/name`` (``name-2``, ``name-3``... if taken), locked.
+
+        With ``overwrite``, an existing ``output_dir/name`` is deleted first, but only if facebone
+        marked it as a run and no process is using it; anything else there is refused.
+        """
+        problem = check_run_name(name)
+        if problem:
+            raise ConfigError(f"[experiment] name: {problem}")
+        base = Path(output_dir)
+        if base.exists() and not base.is_dir():
+            raise ConfigError(f"[experiment] output_dir {base}: exists and is not a directory")
+        base.mkdir(parents=True, exist_ok=True)
+        candidate = base / name
+        if overwrite and (candidate.exists() or candidate.is_symlink()):
+            old = cls(candidate)
+            if candidate.is_symlink() or not candidate.is_dir() or not old.is_run():
+                raise ConfigError(f"--overwrite: {candidate} is not a facebone run directory; refusing to delete it")
+            if candidate.resolve().parent != base.resolve():
+                raise ConfigError(f"--overwrite: {candidate} is not inside {base}; refusing to delete it")
+            if old.is_active():
+                raise ConfigError(f"--overwrite: {candidate} is in use by a running facebone process")
+            shutil.rmtree(candidate)
+        n = 1
+        while True:
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                candidate = base / f"{name}-{n}"
+        run = cls(candidate)
+        run.acquire()
+        run.set_status("running", pid=os.getpid())
+        return run
+
+    # -- files ---------------------------------------------------------------------------
+    def write_run_files(self, exp: Any, overrides: list[str], plugins: Any, **environment: Any) -> None:
+        """The experiment as given, the resolved configuration and the environment record."""
+        source = Path(exp.source)
+        given = source.read_text(encoding="utf-8") if source.is_file() else tomlio.dumps(exp.given)
+        if overrides:
+            given += "\n# overrides given on the command line:\n" + "".join(f"#   --set {o}\n" for o in overrides)
+        atomic_write_text(self.given, given)
+        header = "# Resolved configuration: every default filled in. Run again with `facebone run` on this file.\n"
+        atomic_write_text(self.resolved, header + tomlio.dumps(exp.resolved()))
+        atomic_write_json(self.environment, {**environment_record(plugins), **environment})
+
+    def read_results(self) -> dict[str, Any]:
+        if not self.results.is_file():
+            return {}
+        try:
+            return json.loads(self.results.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{self.results}: not valid JSON ({exc})") from None
+
+    def record_results(self, metrics: dict[str, float], *, step: int, checkpoint: str | None) -> dict[str, Any]:
+        """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically."""
+        results = self.read_results()
+        results.setdefault("metrics", {}).update(metrics)
+        results["step"] = step
+        if checkpoint is not None:
+            results["checkpoint"] = checkpoint
+        results.setdefault("history", []).append({"step": step, "metrics": metrics})
+        atomic_write_json(self.results, results)
+        return results
 
 
 def _git_commit() -> str | None:
@@ -78,37 +269,3 @@ def environment_record(plugins: Any) -> dict[str, Any]:
         "git_commit": _git_commit(),
         "command": sys.argv,
     }
-
-
-def write_run_files(run_dir: Path, exp: Any, overrides: list[str], plugins: Any) -> None:
-    """Write the experiment as given, the resolved configuration and the environment record."""
-    source = Path(exp.source)
-    given = source.read_text(encoding="utf-8") if source.is_file() else tomlio.dumps(exp.given)
-    if overrides:
-        given += "\n# overrides given on the command line:\n" + "".join(f"#   --set {o}\n" for o in overrides)
-    atomic_write_text(run_dir / GIVEN, given)
-    header = "# Resolved configuration: every default filled in. Run again with `facebone run` on this file.\n"
-    atomic_write_text(run_dir / RESOLVED, header + tomlio.dumps(exp.resolved()))
-    atomic_write_json(run_dir / ENVIRONMENT, environment_record(plugins))
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RESULTS
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-
-
-def record_results(run_dir: Path, metrics: dict[str, float], *, step: int, checkpoint: str | None) -> dict[str, Any]:
-    """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically."""
-    results = read_results(run_dir)
-    results.setdefault("metrics", {}).update(metrics)
-    results["step"] = step
-    if checkpoint is not None:
-        results["checkpoint"] = checkpoint
-    results.setdefault("history", []).append({"step": step, "metrics": metrics})
-    atomic_write_json(Path(run_dir) / RESULTS, results)
-    return results

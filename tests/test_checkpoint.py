@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from facebone.checkpoint import load_module_state, read_checkpoint, save_checkpoint
+from facebone.weights.checkpoint import load_module_state, read_checkpoint, save_checkpoint
 from facebone.errors import DataError
 
 

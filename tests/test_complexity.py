@@ -1,11 +1,11 @@
-"""facebone.complexity: parameter and FLOP counts."""
+"""facebone.model.complexity: parameter and FLOP counts."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from facebone.backbones import build_backbone
-from facebone.complexity import count, describe_lines
+from facebone.model.build import build_backbone
+from facebone.model.complexity import count, describe_lines
 
 torch.set_num_threads(1)
 

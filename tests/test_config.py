@@ -1,9 +1,9 @@
 """Strict experiment validation: every problem at once, each naming file, table and key."""
 import pytest
 
-from facebone import tomlio
-from facebone.config import apply_overrides, load_experiment, validate
-from facebone.discovery import load_plugins
+from facebone.experiment import tomlio
+from facebone.experiment.config import apply_overrides, load_experiment, validate
+from facebone.plugin.discovery import load_plugins
 from facebone.errors import ConfigError
 
 PLUGINS = load_plugins()

@@ -2,7 +2,7 @@
 import pytest
 
 import facebone
-from facebone.discovery import load_plugins
+from facebone.plugin.discovery import load_plugins
 from facebone.errors import PluginError
 
 from fb_testing import _tiny_backbones, install_module, make_entry_point

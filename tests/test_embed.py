@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.backbones import build_backbone
-from facebone.embed import Embedder, images_to_tensor
+from facebone.model.build import build_backbone
+from facebone.eval.embedder import Embedder, images_to_tensor
 from facebone.errors import DataError
 
 

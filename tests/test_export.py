@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.optim.swa_utils import update_bn
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.cli import main
-from facebone.discovery import load_plugins
-from facebone.weights import save_backbone
+from facebone.plugin.discovery import load_plugins
+from facebone.weights.keys import save_backbone
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from facebone.export import export_onnx  # noqa: E402
+from facebone.weights.onnx import export_onnx  # noqa: E402
 
 torch.set_num_threads(1)
 SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.cli import main
-from facebone.weights import save_backbone
+from facebone.weights.keys import save_backbone
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

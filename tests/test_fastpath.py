@@ -1,11 +1,11 @@
-"""facebone.fastpath: channels-last + autocast inference."""
+"""facebone.eval.fastpath: channels-last + autocast inference."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from facebone import fastpath
-from facebone.backbones import build_backbone
+from facebone.eval import fastpath
+from facebone.model.build import build_backbone
 from facebone.errors import ConfigError
 from torch.optim.swa_utils import update_bn
 

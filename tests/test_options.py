@@ -4,7 +4,7 @@ from typing import Literal, Optional
 import pytest
 
 from facebone import option
-from facebone.options import build_options, check_options_class, describe_options, options_to_dict
+from facebone.plugin.options import build_options, check_options_class, describe_options, options_to_dict
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

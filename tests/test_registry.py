@@ -4,7 +4,7 @@ import pytest
 
 from facebone import option
 from facebone.errors import PluginError
-from facebone.registry import Provider, Registry, normalise_kind
+from facebone.plugin.registry import Provider, Registry, normalise_kind
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

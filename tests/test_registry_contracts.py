@@ -3,9 +3,9 @@ is tested without writing a test (backbones and heads have their own, heavier on
 import pytest
 import torch
 
-from facebone.discovery import load_plugins
-from facebone.options import build_options, describe_options, options_to_dict
-from facebone.registry import KINDS
+from facebone.plugin.discovery import load_plugins
+from facebone.plugin.options import build_options, describe_options, options_to_dict
+from facebone.plugin.registry import KINDS
 
 from fb_testing import facebone
 

@@ -1,4 +1,4 @@
-from facebone import tomlio
+from facebone.experiment import tomlio
 
 
 def test_dumps_round_trips_experiment_shapes():

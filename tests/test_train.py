@@ -5,12 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from facebone.checkpoint import read_checkpoint
-from facebone.config import validate
+from facebone.weights.checkpoint import read_checkpoint
+from facebone.experiment.config import validate
 from facebone.data import generate_synthetic
-from facebone.discovery import load_plugins
+from facebone.plugin.discovery import load_plugins
 from facebone.errors import ConfigError
-from facebone.train import Trainer, warmup_poly_lambda
+from facebone.train.loop import Trainer
+from facebone.train.optim import warmup_poly_lambda
 
 PLUGINS = load_plugins()
 

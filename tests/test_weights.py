@@ -1,4 +1,4 @@
-"""facebone.weights: weights-only loading, key/shape reports, safetensors round trip."""
+"""facebone.weights.keys: weights-only loading, key/shape reports, safetensors round trip."""
 from __future__ import annotations
 
 import pickle
@@ -6,9 +6,9 @@ import pickle
 import pytest
 import torch
 
-from facebone.backbones import build_backbone, build_for_state
+from facebone.model.build import build_backbone, build_for_state
 from facebone.errors import DataError
-from facebone.weights import (compare, embedding_size_of, load_into, read_safetensors, read_torch_state_dict,
+from facebone.weights.keys import (compare, embedding_size_of, load_into, read_safetensors, read_torch_state_dict,
                               save_backbone)
 
 torch.set_num_threads(1)
@@ -66,7 +66,7 @@ def test_embedding_size_and_round_trip(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_read_safetensors_takes_the_backbone_out_of_a_run_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from facebone.checkpoint import save_checkpoint
+    from facebone.weights.checkpoint import save_checkpoint
 
     backbone = build_backbone("iresnet18", {"width": 8}, embedding_size=16)
     wrapper = torch.nn.Module()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from facebone.registry import KINDS
+from facebone.plugin.registry import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _kinds_and_pattern(args: argparse.Namespace) -> tuple[list[str], str | None]:
-    from facebone.registry import normalise_kind
+    from facebone.plugin.registry import normalise_kind
 
     if args.kind is None:
         return list(KINDS), None
@@ -37,7 +37,7 @@ def _kinds_and_pattern(args: argparse.Namespace) -> tuple[list[str], str | None]
 
 
 def list_components(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     reg = get_plugins()
     kinds, pattern = _kinds_and_pattern(args)
@@ -55,8 +55,8 @@ def list_components(args: argparse.Namespace) -> int:
 
 
 def describe(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
-    from facebone.options import describe_options
+    from facebone.plugin.discovery import get_plugins
+    from facebone.plugin.options import describe_options
 
     comp = get_plugins().get(args.kind, args.name)
     print(f"{comp.kind} {comp.name}: {comp.summary}")
@@ -80,15 +80,15 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
     """Parameters and FLOPs of a backbone with default options at its input size."""
     if comp.kind != "backbone":
         return []
-    from facebone.backbones import build_backbone
-    from facebone.complexity import count, describe_lines
+    from facebone.model.build import build_backbone
+    from facebone.model.complexity import count, describe_lines
 
     size = 112
     model = build_backbone(comp.qualified_name, embedding_size=512, image_size=size)
     lines = [f"at {size}x{size} with default options and 512-D embeddings:"] + [
         "  " + line for line in describe_lines(count(model, size), size)]
     if hasattr(model, "complexity_table"):  # a backbone with several paths: one row each
-        from facebone.complexity import table_lines
+        from facebone.model.complexity import table_lines
 
         lines += ["per path (params: learnable, BN running statistics excluded; GMACs of a forward at its input):"]
         lines += ["  " + line for line in table_lines(model)]
@@ -96,7 +96,7 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def plugins(args: argparse.Namespace) -> int:
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     reg = get_plugins()
     for info in reg.loaded:

@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> int:
-    from facebone import tomlio
-    from facebone.config import load_experiment
+    from facebone.experiment import tomlio
+    from facebone.experiment.config import load_experiment
 
     exp = load_experiment(args.experiment, args.overrides)
     if args.resolved:

@@ -26,7 +26,7 @@ def _natural(name: str) -> list:  # type: ignore[type-arg]
 
 
 def _expand(names: list[str]) -> list[str]:
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     reg = get_plugins().registry("backbone")
     out: list[str] = []
@@ -39,8 +39,8 @@ def _expand(names: list[str]) -> list[str]:
 
 
 def _applicable(name: str, table: dict) -> dict:  # type: ignore[type-arg]
-    from facebone.discovery import get_plugins
-    from facebone.options import describe_options
+    from facebone.plugin.discovery import get_plugins
+    from facebone.plugin.options import describe_options
 
     known = {i.name for i in describe_options(get_plugins().get("backbone", name).options)}
     return {k: v for k, v in table.items() if k in known}
@@ -49,8 +49,9 @@ def _applicable(name: str, table: dict) -> dict:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from facebone.backbones import build_backbone, parse_sets
-    from facebone.complexity import count, format_row
+    from facebone.experiment.overrides import parse_sets
+    from facebone.model.build import build_backbone
+    from facebone.model.complexity import count, format_row
 
     table = parse_sets(args.set)
     rows, results = [], {}

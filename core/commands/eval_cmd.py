@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 from pathlib import Path
 
 from facebone.commands.run import add_set_argument, log
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_weights(model, path: Path) -> None:  # type: ignore[no-untyped-def]
     """Load a facebone checkpoint (``model.*`` keys) or a bare backbone state dict into ``model``."""
-    from facebone.checkpoint import load_module_state, read_checkpoint
+    from facebone.weights.checkpoint import load_module_state, read_checkpoint
 
     tensors, _ = read_checkpoint(path)
     if any(k.startswith("model.") for k in tensors):
@@ -33,18 +34,33 @@ def load_weights(model, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 def open_run(run_dir: Path, overrides: list[str] | tuple[str, ...] = (), plugins=None):  # type: ignore[no-untyped-def]
     """The validated experiment of a run directory (its resolved ``config.toml``)."""
-    from facebone.config import load_experiment
-    from facebone.rundir import RESOLVED
+    from facebone.experiment.config import load_experiment
+    from facebone.rundir import RunDir
 
-    config = run_dir / RESOLVED
+    config = RunDir(run_dir).resolved
     if not config.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no {RESOLVED})")
+        raise ConfigError(f"{run_dir}: not a run directory (no {config.name})")
     return load_experiment(config, overrides, plugins=plugins, check_paths=False)
+
+
+def latest_checkpoint(run_dir: Path, log: Any = None) -> Path:
+    """The run's last checkpoint, or for an unfinished run its newest step checkpoint (said in ``log``)."""
+    from facebone.rundir import RunDir
+
+    run = RunDir(run_dir)
+    found = run.latest_checkpoint()
+    if found is None:
+        raise DataError(f"{run.checkpoints}: no checkpoint (the run wrote none)")
+    if found != run.last_checkpoint:
+        status = run.status().get("status", "unfinished")
+        (log or (lambda m: print(m, file=sys.stderr)))(
+            f"{run_dir}: run is {status}, no {run.LAST}; using its latest checkpoint {found.name}")
+    return found
 
 
 def model_from_checkpoint(exp, checkpoint: Path):  # type: ignore[no-untyped-def]
     """Warp + backbone of ``exp`` with the weights of ``checkpoint``, in eval mode."""
-    from facebone.model import build_model
+    from facebone.model.build import build_model
 
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint not found")
@@ -54,17 +70,17 @@ def model_from_checkpoint(exp, checkpoint: Path):  # type: ignore[no-untyped-def
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from facebone.config import load_experiment
-    from facebone.discovery import get_plugins
-    from facebone.evaluate import format_metrics_table, run_evaluators
-    from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT, new_run_dir, write_run_files
-    from facebone.train import resolve_device
+    from facebone.experiment.config import load_experiment
+    from facebone.plugin.discovery import get_plugins
+    from facebone.eval.runner import format_metrics_table, run_evaluators
+    from facebone.rundir import RunDir
+    from facebone.train.runtime import resolve_device
 
     plugins = get_plugins()
     target = Path(args.target)
     if target.is_dir():
         exp = open_run(target, args.overrides, plugins)
-        checkpoint = Path(args.checkpoint) if args.checkpoint else target / CHECKPOINTS / LAST_CHECKPOINT
+        checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(target, log)
     else:
         exp = load_experiment(target, args.overrides, plugins=plugins, check_paths=False)
         if not args.checkpoint:
@@ -75,12 +91,14 @@ def evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(exp.train.device)
     model = model_from_checkpoint(exp, checkpoint).to(device)
     if target.is_dir():
-        run_dir = target
+        run_dir = RunDir(target)
     else:  # a new run directory, made only once the checkpoint has loaded
-        run_dir = new_run_dir(exp.experiment.output_dir, f"{exp.name}-eval")
-        write_run_files(run_dir, exp, args.overrides, plugins)
+        run_dir = RunDir.create(exp.experiment.output_dir, f"{exp.name}-eval")
+        run_dir.write_run_files(exp, args.overrides, plugins)
     log(f"evaluating {checkpoint}")
     metrics = run_evaluators(exp, model, run_dir, device, step=-1, checkpoint=str(checkpoint), log=log)
+    if not target.is_dir():
+        run_dir.set_status("finished")
     print(format_metrics_table(metrics))
-    print(f"results: {run_dir / 'results.json'}", file=sys.stdout)
+    print(f"results: {run_dir.results}", file=sys.stdout)
     return 0

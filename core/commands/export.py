@@ -31,10 +31,11 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebone.backbones import build_for_state, parse_sets
+    from facebone.experiment.overrides import parse_sets
+    from facebone.model.build import build_for_state
     from facebone.errors import ConfigError
-    from facebone.export import export_onnx
-    from facebone.weights import load_into, read_safetensors
+    from facebone.weights.onnx import export_onnx
+    from facebone.weights.keys import load_into, read_safetensors
 
     from pathlib import Path
 
@@ -73,17 +74,16 @@ def export_run(args: argparse.Namespace) -> int:
     """Export warp + backbone of a run directory with its last checkpoint."""
     from pathlib import Path
 
-    from facebone.commands.eval_cmd import model_from_checkpoint, open_run
+    from facebone.commands.eval_cmd import latest_checkpoint, model_from_checkpoint, open_run
     from facebone.errors import ConfigError
-    from facebone.export import export_onnx
-    from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT
+    from facebone.weights.onnx import export_onnx
 
     run_dir = Path(args.checkpoint)
     if args.backbone or args.set or args.image_size:
         raise ConfigError(f"{run_dir}: --backbone, --set and --image-size apply to a checkpoint file; a run "
                           "directory's experiment fixes them")
     exp = open_run(run_dir)
-    model = model_from_checkpoint(exp, run_dir / CHECKPOINTS / LAST_CHECKPOINT)
+    model = model_from_checkpoint(exp, latest_checkpoint(run_dir))
     size = graph_size(model, exp.data.image_size, args.resolution)
     result = export_onnx(model, args.onnx, size, opset=args.opset)
     print(json.dumps(result))

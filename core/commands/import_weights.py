@@ -29,10 +29,11 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from facebone.backbones import build_for_state, parse_sets
+    from facebone.experiment.overrides import parse_sets
+    from facebone.model.build import build_for_state
     from facebone.errors import ConfigError, DataError, FaceboneError
-    from facebone.options import options_to_dict
-    from facebone.weights import compare, read_torch_state_dict, save_backbone
+    from facebone.plugin.options import options_to_dict
+    from facebone.weights.keys import compare, read_torch_state_dict, save_backbone
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         raise DataError(f"{label}: does not fit backbone '{args.backbone}' ({report.summary()})")
     model.load_state_dict({**{k: model.state_dict()[k] for k in report.filled}, **state}, strict=True)
-    from facebone.discovery import get_plugins
+    from facebone.plugin.discovery import get_plugins
 
     opts_cls = get_plugins().get("backbone", args.backbone).options
     options = options_to_dict(opts_cls(**table)) if opts_cls is not None else {}

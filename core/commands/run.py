@@ -45,19 +45,24 @@ def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebone.config import load_experiment
-    from facebone.discovery import get_plugins
-    from facebone.evaluate import format_metrics_table
-    from facebone.rundir import new_run_dir, write_run_files
-    from facebone.train import Trainer
+    from facebone.experiment.config import load_experiment
+    from facebone.plugin.discovery import get_plugins
+    from facebone.eval.runner import format_metrics_table
+    from facebone.rundir import RunDir
+    from facebone.train.loop import Trainer
 
     plugins = get_plugins()
     exp = load_experiment(args.experiment, args.overrides, plugins=plugins)
     prepare_data(exp)
-    run_dir = new_run_dir(exp.experiment.output_dir, exp.name, overwrite=args.overwrite)
-    write_run_files(run_dir, exp, args.overrides, plugins)
+    run_dir = RunDir.create(exp.experiment.output_dir, exp.name, overwrite=args.overwrite)
+    run_dir.write_run_files(exp, args.overrides, plugins)
     log(f"run directory: {run_dir}")
-    metrics = Trainer(exp, run_dir, log=log, progress=not args.no_progress).fit()
+    try:
+        metrics = Trainer(exp, run_dir, log=log, progress=not args.no_progress).fit()
+    except BaseException as exc:
+        run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    run_dir.set_status("finished")
     print(format_metrics_table(metrics))
-    print(f"results: {run_dir / 'results.json'}")
+    print(f"results: {run_dir.results}")
     return 0

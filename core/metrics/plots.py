@@ -66,3 +66,21 @@ def plot_cmc(curves: Sequence[tuple[str, np.ndarray]], path: str | Path, *, titl
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
+
+
+def plot_curves(series: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, *, title: str,
+                ylabel: str, log_y: bool = False) -> Path:
+    """Curves ``(label, steps, values)`` of several runs against step, one legend entry per run."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    markers = any(len(steps) <= 20 for _, steps, _ in series)  # few points (evaluations): show them
+    for label, steps, values in series:
+        ax.plot(steps, values, lw=1.2, marker="o" if markers else None, ms=3, label=label)
+    if log_y and all((values > 0).all() for _, _, values in series if len(values)):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.cli import main
-from facebone.complexity import count
+from facebone.model.complexity import count
 
 
 def test_table_and_json(capsys) -> None:  # type: ignore[no-untyped-def]

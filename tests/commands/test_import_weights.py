@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load_file
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.cli import main
 
 torch.set_num_threads(1)

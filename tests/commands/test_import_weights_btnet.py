@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from facebone.backbones import build_backbone
+from facebone.model.build import build_backbone
 from facebone.cli import main
 
 torch.set_num_threads(1)

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facebone.backbones import build_backbone
-from facebone.config import validate
+from facebone.model.build import build_backbone
+from facebone.experiment.config import validate
 from facebone.errors import ConfigError
 from facebone.plugins.backbones.btnet_model import BTNet
 from facebone.plugins.backbones.btnet_routing import intervals, route

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facebone.complexity import count
+from facebone.model.complexity import count
 from facebone.plugins.backbones.mixfacenet_model import MixConv, MixFaceNet, round_channels, split
 
 # MixFaceNets paper / official README: params (M), MFLOPs at 112x112 with 512-D embeddings.

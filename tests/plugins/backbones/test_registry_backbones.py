@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 import torch
 
-from facebone.discovery import load_plugins
+from facebone.plugin.discovery import load_plugins
 
 SLOW = {"iresnet50", "iresnet100", "iresnet200",  # > 5 GMACs per image: seconds per step on a shared CPU
         "btnet34", "btnet50", "btnet100", "btnet200"}

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facebone.options import build_options
+from facebone.plugin.options import build_options
 from facebone.plugins.backbones import rtnet
 from facebone.plugins.backbones.rtnet_model import PolarConv3x3, TanhSpaceConv3x3
 from facebone.plugins.warps import mapping as M
-from facebone.registry import Registry
+from facebone.plugin.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_parameter_count_and_contract(registry: Registry) -> None:
 
 
 def test_discovered_through_entry_points() -> None:
-    from facebone.discovery import load_plugins
+    from facebone.plugin.discovery import load_plugins
 
     assert "rtnet50" in load_plugins().registry("backbone")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facebone.complexity import count
+from facebone.model.complexity import count
 from facebone.plugins.backbones.shufflefacenet_model import ShuffleFaceNet, ShuffleUnit, channel_shuffle
 
 # ShuffleFaceNet paper (ICCVW 2019), complexity table: params (M), FLOPs (M) at 112x112, 128-D features.

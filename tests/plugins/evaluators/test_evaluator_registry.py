@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from facebone.discovery import load_plugins
-from facebone.options import describe_options
+from facebone.plugin.discovery import load_plugins
+from facebone.plugin.options import describe_options
 
 EVALUATORS = ["verification", "ijb", "ijb_identification"]
 

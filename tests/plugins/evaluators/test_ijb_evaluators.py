@@ -9,8 +9,8 @@ import pytest
 
 from facebone.contracts import EvalContext
 from facebone.errors import DataError
-from facebone.options import build_options
-from facebone.registry import Registry
+from facebone.plugin.options import build_options
+from facebone.plugin.registry import Registry
 
 N_SUBJECTS = 10
 PROBES_PER_SUBJECT = 3

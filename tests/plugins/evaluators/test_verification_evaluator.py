@@ -13,8 +13,8 @@ import pytest
 
 from facebone.contracts import EvalContext
 from facebone.errors import ConfigError, DataError
-from facebone.options import build_options
-from facebone.registry import Registry
+from facebone.plugin.options import build_options
+from facebone.plugin.registry import Registry
 
 
 def _png(value: int) -> bytes:

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from facebone.discovery import load_plugins
-from facebone.options import build_options
+from facebone.plugin.discovery import load_plugins
+from facebone.plugin.options import build_options
 
 HEADS = load_plugins().registry("head")
 

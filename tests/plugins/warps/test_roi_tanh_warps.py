@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from facebone.options import build_options
+from facebone.plugin.options import build_options
 from facebone.plugins.warps import mapping as M
 from facebone.plugins.warps import roi_tanh
-from facebone.registry import Registry
+from facebone.plugin.registry import Registry
 
 SPACES = ("roi_tanh", "roi_tanh_polar", "roi_tanh_circular")
 
@@ -39,7 +39,7 @@ def smooth_images(n: int, size: int) -> torch.Tensor:
 
 def test_registered_names_and_discovery(registry: Registry) -> None:
     assert registry.names() == sorted(SPACES)
-    from facebone.discovery import load_plugins
+    from facebone.plugin.discovery import load_plugins
 
     plugins = load_plugins()
     warps = plugins.registry("warp")

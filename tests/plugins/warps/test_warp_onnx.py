@@ -12,7 +12,7 @@ from torch import nn
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from facebone.options import build_options  # noqa: E402
+from facebone.plugin.options import build_options  # noqa: E402
 
 WARPS = ("cartesian", "roi_tanh", "roi_tanh_polar", "roi_tanh_circular")
 
@@ -40,7 +40,7 @@ def export_and_run(model: nn.Module, inputs: tuple[torch.Tensor, ...]):  # type:
 
 
 def build_warp(name: str, image_size: int) -> nn.Module:
-    from facebone.discovery import load_plugins
+    from facebone.plugin.discovery import load_plugins
 
     comp = load_plugins().registry("warp").get(name)
     options, problems = build_options(comp.options, {}, "[warp]")
@@ -72,7 +72,7 @@ def test_warp_in_front_of_backbone_matches(name: str, with_rois: bool) -> None:
 @pytest.mark.slow
 def test_polar_warp_in_front_of_every_registered_backbone() -> None:
     """Registry-driven: every backbone that loads, behind roi_tanh_polar at 112x112."""
-    from facebone.discovery import load_plugins
+    from facebone.plugin.discovery import load_plugins
 
     plugins = load_plugins()
     warp = build_warp("roi_tanh_polar", 112)

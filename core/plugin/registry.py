@@ -13,7 +13,7 @@ import fnmatch
 from typing import Any, Callable, Iterator
 
 from facebone.errors import PluginError
-from facebone.options import check_options_class, suggest
+from facebone.plugin.options import check_options_class, suggest
 
 KINDS = ("backbone", "head", "warp", "evaluator")
 """Component kinds, singular. The CLI also accepts plurals ('backbones')."""

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from facebone.contracts import EvalContext
-from facebone.embed import Embedder
+from facebone.eval.embedder import Embedder
 from facebone.errors import PluginError
-from facebone.rundir import record_results
+from facebone.rundir import RunDir
 
 
 def make_embedder(exp: Any, model: nn.Module, device: torch.device) -> Embedder:
@@ -37,17 +37,18 @@ def _check_metrics(spec: Any, result: Any) -> dict[str, float]:
     return out
 
 
-def run_evaluators(exp: Any, model: nn.Module, run_dir: Path, device: torch.device, *, step: int,
+def run_evaluators(exp: Any, model: nn.Module, run_dir: RunDir | Path, device: torch.device, *, step: int,
                    checkpoint: str | None = None, log: Any = None) -> dict[str, float]:
     """Run every ``[[eval]]`` on ``model``; merge the metrics into ``run_dir/results.json``."""
     if not exp.evals:
         return {}
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     embedder = make_embedder(exp, model, device)
     metrics: dict[str, float] = {}
     for spec in exp.evals:
         name = spec.core["name"]
         evaluator = spec.build(data_root=exp.data_root)
-        context = EvalContext(out_dir=Path(run_dir) / "eval" / name, name=name, device=str(device),
+        context = EvalContext(out_dir=run.eval_dir(name), name=name, device=str(device),
                               extra={"step": step})
         context.out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -55,7 +56,7 @@ def run_evaluators(exp: Any, model: nn.Module, run_dir: Path, device: torch.devi
         if log is not None:
             log(f"eval '{name}': {len(result)} metrics in {time.perf_counter() - start:.1f}s")
         metrics.update(result)
-    record_results(run_dir, metrics, step=step, checkpoint=checkpoint)
+    run.record_results(metrics, step=step, checkpoint=checkpoint)
     return metrics
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from facebone.data.decode import to_network_range
 from facebone.contracts import routes_inputs
 from facebone.errors import ConfigError, DataError
-from facebone.fastpath import autocast, prepare, to_input
+from facebone.eval.fastpath import autocast, prepare, to_input
 
 
 def images_to_tensor(images: np.ndarray | torch.Tensor, size: int | None) -> torch.Tensor:

@@ -5,18 +5,18 @@ each naming the file, the table and the key, with the closest valid name where o
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from facebone import tomlio
-from facebone.discovery import Plugins, get_plugins
+from facebone.experiment import tomlio
+from facebone.plugin.discovery import Plugins, get_plugins
 from facebone.errors import ConfigError, PluginError
-from facebone.options import build_options, options_to_dict, suggest
-from facebone.registry import Component
-from facebone.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
+from facebone.experiment.overrides import apply_overrides
+from facebone.plugin.options import build_options, options_to_dict, suggest
+from facebone.plugin.registry import Component
+from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
 
 CORE_COMPONENT_KEYS = {"backbone": {"embedding_size": 512}, "eval": {"name": ""}}
 """Keys the core reads from component tables, with their defaults."""
@@ -36,8 +36,10 @@ class ComponentSpec:
         return {"type": self.type, **self.core, **options_to_dict(self.options)}
 
     def build(self, **runtime: Any) -> Any:
-        """Call the component's factory with its options and the run-time values."""
-        return self.component.factory(self.options, **runtime)
+        """Build the component with its options and the run-time values; its contract is checked."""
+        from facebone.plugin.build import build_component
+
+        return build_component(self.component, self.options, **runtime)
 
 
 @dataclasses.dataclass
@@ -104,50 +106,6 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         return tomlio.loads(text)
     except tomlio.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-
-
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
-    """Apply ``table.key=value`` overrides (value parsed as TOML, else taken as a string).
-
-    ``eval.N.key`` addresses the N-th ``[[eval]]`` table (from 0).
-    """
-    raw = copy.deepcopy(raw)
-    problems = []
-    for item in overrides:
-        if "=" not in item:
-            problems.append(f"--set {item!r}: expected table.key=value")
-            continue
-        dotted, text = item.split("=", 1)
-        parts = [p.strip() for p in dotted.strip().split(".")]
-        if len(parts) < 2 or not all(parts):
-            problems.append(f"--set {item!r}: expected table.key=value (e.g. train.lr=0.05)")
-            continue
-        value = tomlio.parse_value(text)
-        node: Any = raw
-        ok = True
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    problems.append(f"--set {item!r}: '{'.'.join(parts[:i])}' has {len(node)} entries; "
-                                    f"'{part}' is not a valid index")
-                    ok = False
-                    break
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, (dict, list)):
-                problems.append(f"--set {item!r}: '{'.'.join(parts[: i + 1])}' is not a table")
-                ok = False
-                break
-        if ok:
-            if isinstance(node, list):
-                problems.append(f"--set {item!r}: '{'.'.join(parts[:-1])}' is a list of tables; "
-                                f"address one as {parts[0]}.0.{parts[-1]}")
-            else:
-                node[parts[-1]] = value
-    if problems:
-        raise ConfigError([f"{source}: {p}" for p in problems])
-    return raw
 
 
 def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = (), *, plugins: Plugins | None = None,

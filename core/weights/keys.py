@@ -115,7 +115,7 @@ def save_backbone(path: str | Path, state: dict[str, Any], *, backbone: str, opt
 def read_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """(tensors, metadata) of a safetensors file holding a backbone: a bare state dict, or a run
     checkpoint whose backbone tensors are ``model.backbone.*``; ``module.`` prefixes removed."""
-    from facebone.checkpoint import read_checkpoint
+    from facebone.weights.checkpoint import read_checkpoint
 
     tensors, meta = read_checkpoint(path)
     for prefix in ("model.backbone.", "backbone."):  # a run checkpoint (warp, classifier, ...): the backbone

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from facebone.options import option
+from facebone.plugin.options import option
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,71 +1,36 @@
-"""The single-process trainer: warp -> backbone -> classifier -> margin head -> cross-entropy."""
+"""The training loop: warp -> backbone -> classifier -> margin head -> cross-entropy (+ head terms)."""
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from facebone import __version__
-from facebone.checkpoint import save_checkpoint
+from facebone.weights.checkpoint import save_checkpoint
 from facebone.errors import ConfigError
-from facebone.evaluate import run_evaluators
-from facebone.fastpath import autocast
-from facebone.model import Classifier, FaceModel, build_model
+from facebone.eval.runner import run_evaluators
+from facebone.eval.fastpath import autocast
+from facebone.model.build import build_model
+from facebone.model.face_model import FaceModel
+from facebone.train.classifier import Classifier
+from facebone.train.optim import make_optimizer, warmup_poly_lambda
+from facebone.train.runtime import resolve_device, seed_everything
 from facebone.progress import Progress
-from facebone.rundir import CHECKPOINTS, LAST_CHECKPOINT
-
-
-def resolve_device(choice: str) -> torch.device:
-    """'auto' -> CUDA if available else CPU; 'cuda' without CUDA is a user error."""
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("[train] device = 'cuda' but CUDA is not available on this machine; use 'auto' or 'cpu'")
-    return torch.device(choice)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and torch; make CPU (and cuDNN) algorithms deterministic if asked."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def warmup_poly_lambda(warmup_steps: int, total_steps: int, power: float) -> Callable[[int], float]:
-    """LR multiplier per step: linear warm-up to 1, then (1 - progress) ** power down to 0."""
-
-    def factor(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        span = max(1, total_steps - warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / span)
-        return (1.0 - progress) ** power
-
-    return factor
-
-
-def make_optimizer(params: list[nn.Parameter], train: Any) -> torch.optim.Optimizer:
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-    return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+from facebone.rundir import RunDir
 
 
 class Trainer:
     """Trains an experiment's model into ``run_dir``; :meth:`fit` returns the final metrics."""
 
-    def __init__(self, exp: Any, run_dir: Path, *, log: Callable[[str], None] = print, progress: bool = True):
+    def __init__(self, exp: Any, run_dir: RunDir | Path, *, log: Callable[[str], None] = print, progress: bool = True):
         self.exp = exp
-        self.run_dir = Path(run_dir)
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.run_dir = self.run.path
         self.log = log
         self.show_progress = progress
         self.device = resolve_device(exp.train.device)
@@ -94,7 +59,8 @@ class Trainer:
         dataset, loader = self._data()
         model = build_model(exp).to(self.device)
         classifier = Classifier(dataset.num_classes, exp.embedding_size).to(self.device)
-        head = exp.head.build(num_classes=dataset.num_classes).to(self.device)
+        head = exp.head.build(num_classes=dataset.num_classes, embedding_size=exp.embedding_size,
+                              seed=exp.experiment.seed).to(self.device)
         params = [p for m in (model, classifier, head) for p in m.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, train)
         steps_per_epoch = len(loader)
@@ -106,7 +72,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        writer = SummaryWriter(str(self.run.tensorboard))
         self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) "
                  f"on {len(dataset)} images of {dataset.num_classes} identities, {total} steps "
                  f"of {train.batch_size} on {self.device} ({train.precision})")
@@ -144,7 +110,7 @@ class Trainer:
                 self.log(f"skipped {dataset.corrupt_count} corrupt records")
         finally:
             progress.close()
-        path = self._save(modules, step, epoch, LAST_CHECKPOINT, dataset.num_classes)
+        path = self._save(modules, step, epoch, RunDir.LAST, dataset.num_classes)
         metrics = self._evaluate(model, step, str(path.relative_to(self.run_dir)), writer)
         writer.close()
         return metrics
@@ -158,6 +124,9 @@ class Trainer:
         cosine, norms = classifier(embeddings.float())
         logits = head(cosine, labels, norms)
         loss = F.cross_entropy(logits.float(), labels)
+        extra = getattr(head, "loss_terms", None)
+        if extra is not None:
+            loss = loss + sum(extra(norms).values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.exp.train.grad_clip > 0:
@@ -172,10 +141,10 @@ class Trainer:
         meta = {"step": step, "epoch": epoch, "experiment": self.exp.name, "facebone": __version__,
                 "backbone": self.exp.backbone.type, "num_classes": num_classes,
                 "embedding_size": self.exp.embedding_size, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        return save_checkpoint(self.run_dir / CHECKPOINTS / name, modules, meta)
+        return save_checkpoint(self.run.checkpoints / name, modules, meta)
 
     def _evaluate(self, model: nn.Module, step: int, checkpoint: str | None, writer: Any) -> dict[str, float]:
-        metrics = run_evaluators(self.exp, model, self.run_dir, self.device, step=step, checkpoint=checkpoint,
+        metrics = run_evaluators(self.exp, model, self.run, self.device, step=step, checkpoint=checkpoint,
                                  log=self.log)
         for key, value in metrics.items():
             writer.add_scalar(f"eval/{key}", value, step)

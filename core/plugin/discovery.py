@@ -14,8 +14,8 @@ from typing import Any, Iterable
 
 import pluggy
 
-from facebone import hookspecs
-from facebone.registry import KINDS, Provider, Registry
+from facebone.plugin import hookspecs
+from facebone.plugin.registry import KINDS, Provider, Registry
 
 GROUP = "facebone"
 
@@ -48,7 +48,7 @@ class Plugins:
             reg.failures = self.failures
 
     def registry(self, kind: str) -> Registry:
-        from facebone.registry import normalise_kind
+        from facebone.plugin.registry import normalise_kind
 
         return self.registries[normalise_kind(kind)]
 

@@ -44,7 +44,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, source: str) -> None:
     """Load the ``prefix.*`` tensors into ``module`` strictly; DataError listing any mismatch."""
-    from facebone.weights import compare
+    from facebone.weights.keys import compare
 
     state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     report = compare(state, module.state_dict())

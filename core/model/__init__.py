@@ -1,0 +1,1 @@
+"""The model: building components into a :class:`FaceModel` (warp + backbone), and its complexity."""
