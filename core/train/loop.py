@@ -43,8 +43,11 @@ class Trainer:
         from facebone.data import make_loader, open_training_set
 
         exp = self.exp
+        from facebone.data.dataset import Degradation
+
+        degradation = Degradation.from_table(exp.degrade) if exp.degrade is not None else None
         dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
-                                    skip_corrupt=exp.data.skip_corrupt)
+                                    skip_corrupt=exp.data.skip_corrupt, degradation=degradation)
         if len(dataset) < exp.train.batch_size:
             raise ConfigError(f"{exp.source} [train] batch_size: {exp.train.batch_size} is larger than the "
                               f"{len(dataset)} training images in {exp.data.train}")
