@@ -76,3 +76,20 @@ def degrade(images: np.ndarray, side: Side, image_size: int, *, filter: str = "b
     if side.upsample:
         out = resize_images(out, image_size, filter=filter, antialias=antialias)
     return out
+
+
+def two_views(embedder: Any, crops: np.ndarray, sides: tuple, *, filter: str = "bilinear",  # type: ignore[type-arg]
+              antialias: bool = False) -> np.ndarray:
+    """BTNet's two views of aligned crops (research/btnet.md §3.2): ``(2, N, D)`` float32 with
+    ``e(crop at side 1)`` and ``e(mirror of the crop at side 2)``; their sum is the image feature
+    (for ``112 & 112`` the usual flip test)."""
+    size = int(embedder.image_size)
+    out = []
+    for k, side in enumerate(sides):
+        faces = degrade(crops, side, size, filter=filter, antialias=antialias)
+        if k == 1:
+            faces = np.ascontiguousarray(faces[:, :, ::-1])
+        branch = side.branch(size)
+        views = embedder.views(faces) if branch is None else embedder.views(faces, branch=branch)
+        out.append(np.asarray(views, dtype=np.float32)[0])
+    return np.stack(out)
