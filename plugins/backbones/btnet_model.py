@@ -12,9 +12,11 @@ keys are the same iresnet names under ``branches.<r>.``.
 statistics (and trains the affine parameters of layers named ``bn*``) separately for each
 branch, so each released BNet carries its own copy. By default (``shared_bn=False``) each
 branch therefore owns a copy of every continuation BN layer, under
-``branches.<r>.trunk_bn.<iresnet name>`` (e.g. ``branches.28.trunk_bn.layer3.0.downsample.1``);
-the copies of ``downsample.1`` and ``features`` keep their affine parameters frozen, as the
-original's freezing rule does. With ``shared_bn=True`` every branch runs the trunk's own BN
+``branches.<r>.trunk_bn.<iresnet name>`` (e.g. ``branches.28.trunk_bn.layer3.0.downsample.1``).
+The original trains the affine parameters of the ``bn*`` copies but not those of the
+``downsample.1`` and ``features`` copies (its freezing rule goes by the substring "bn");
+``experiments/btnet50_branches.toml`` says so with ``[train] freeze``, and re-estimates every
+copy's statistics (``freeze_bn = "update"``). With ``shared_bn=True`` every branch runs the trunk's own BN
 layers, always with their running statistics (a branch batch never changes them), so the
 trunk is literally one network for every resolution.
 
@@ -50,8 +52,6 @@ class BlockNorms(nn.Module):
         self.downsample: nn.Module | None = None
         if block.downsample is not None:
             self.downsample = nn.Sequential(nn.Identity(), copy.deepcopy(block.downsample[1]))
-            for p in self.downsample.parameters():  # the original freezes downsample.1 (no "bn" in its name)
-                p.requires_grad = False
 
 
 class ContinuationNorms(nn.Module):
@@ -66,8 +66,6 @@ class ContinuationNorms(nn.Module):
             setattr(self, f"layer{k}", nn.ModuleDict({str(i): BlockNorms(layer[i]) for i in range(first, len(layer))}))
         self.bn2 = copy.deepcopy(trunk.bn2)
         self.features = copy.deepcopy(trunk.features)
-        for p in self.features.parameters():  # frozen in the original ('features' in fix_params)
-            p.requires_grad = False
 
 
 class Branch(nn.Module):
