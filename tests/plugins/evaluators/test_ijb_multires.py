@@ -3,9 +3,6 @@ union of G1 and G2 with the per-probe "FPIR" (§3.3), on the generated IJB direc
 test_ijb_evaluators.py."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,9 +11,7 @@ from facebone.metrics.union_identification import union_identification
 from facebone.plugin.options import build_options
 from facebone.plugin.registry import Registry
 
-_spec = importlib.util.spec_from_file_location("ijb_fixture", Path(__file__).with_name("test_ijb_evaluators.py"))
-ijb_fixture = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ijb_fixture)  # type: ignore[union-attr]
+from test_ijb_evaluators import make_ijb
 
 
 class SizedColourEmbedder:
@@ -50,7 +45,7 @@ def build(name: str, table: dict):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def ijb_dir(tmp_path_factory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("IJB") / "IJBC"
-    ijb_fixture.make_ijb(root)
+    make_ijb(root)
     return root
 
 
