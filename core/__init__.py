@@ -13,18 +13,25 @@ import pluggy
 
 __version__ = "0.1.0"
 
+PLUGIN_API = (1, 0)
+"""The plugin API version (major, minor). A plugin module may declare ``FACEBONE_PLUGIN_API = "1.0"``:
+it loads when the major version is equal and its minor is no newer; otherwise ``facebone plugins``
+reports it as failed. Minor versions add to the API; a major version changes it."""
+
 hookimpl = pluggy.HookimplMarker("facebone")
 """Marker for plugin hook implementations (``@facebone.hookimpl``)."""
 
-from facebone.errors import ConfigError, DataError, FaceboneError, PluginError  # noqa: E402
+from facebone.errors import ConfigError, DataError, FaceboneError, MissingDependencyError, PluginError  # noqa: E402
 from facebone.plugin.options import option  # noqa: E402
 
 __all__ = [
     "__version__",
+    "PLUGIN_API",
     "hookimpl",
     "option",
     "FaceboneError",
     "ConfigError",
     "DataError",
     "PluginError",
+    "MissingDependencyError",
 ]

@@ -28,3 +28,16 @@ class DataError(FaceboneError):
 
 class PluginError(FaceboneError):
     """A plugin is missing, broken, ambiguous or violates its contract."""
+
+
+class MissingDependencyError(PluginError):
+    """A component needs an optional package that is not installed (e.g. ``timm``).
+
+    Factories raise it with the package and the extra that installs it; registry-driven tests
+    skip such a component instead of failing.
+    """
+
+    def __init__(self, component: str, package: str, extra: str | None = None):
+        self.package = package
+        how = f"pip install 'facebone[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{component} needs the optional package '{package}', which is not installed: {how}")

@@ -78,3 +78,15 @@ def test_duplicate_names_across_plugins(monkeypatch):
     with pytest.raises(PluginError, match="provided by both"):
         plugins.get("backbone", "tiny")
     assert plugins.get("backbone", "dist-b:tiny").provider.dist == "dist-b"
+
+
+@pytest.mark.parametrize("declared, loads", [(None, True), ("1.0", True), ("1.9", False), ("2.0", False),
+                                             ("0.1", False), ("one", False)])
+def test_plugin_api_version(monkeypatch, declared, loads):
+    extra = {} if declared is None else {"FACEBONE_PLUGIN_API": declared}
+    install_module(monkeypatch, "tp_api", facebone_backbones=_tiny_backbones, **extra)
+    plugins = load_plugins([make_entry_point("api", "tp_api", dist="tp-api", version="1.2")])
+    assert ("tiny" in plugins.registry("backbone")) is loads
+    if not loads:
+        [failure] = plugins.failures
+        assert failure.stage == "api" and "plugin API" in failure.error and "1.0" in failure.error

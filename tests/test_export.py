@@ -29,8 +29,13 @@ def trained_like(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
                                   for n in load_plugins().registry("backbone").names()])
 def test_every_backbone_exports_and_matches(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facebone.errors import MissingDependencyError
+
     torch.manual_seed(0)
-    model = trained_like(build_backbone(name))
+    try:
+        model = trained_like(build_backbone(name))
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
     r = export_onnx(model, tmp_path / f"{name}.onnx", 112)
     assert r["max_rel_diff"] < 1e-4 and r["min_cosine"] > 0.9999, r
 

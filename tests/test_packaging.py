@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 IMPORT_ALL = r"""
-import importlib, json, pkgutil, sys
+import importlib, json, os, pkgutil, sys
 target, site = sys.argv[1], sys.argv[2]
-sys.path[:0] = [target, site]
+sys.path[:0] = [target, *site.split(os.pathsep)]
 import facebone
 assert facebone.__file__.startswith(target), facebone.__file__
 names = sorted(m.name for m in pkgutil.walk_packages(facebone.__path__, "facebone.") if not m.name.endswith("__main__"))
@@ -54,7 +55,9 @@ def test_wheel_installs_every_module(tmp_path: Path) -> None:
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                               str(wheel)], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-2000:]
-    site = sysconfig.get_paths()["purelib"]
+    # -S: no .pth processing, so the editable install's finder cannot supply facebone; the site
+    # directories this process sees (torch and the other dependencies) are passed explicitly
+    site = os.pathsep.join(p for p in sys.path if p.endswith("site-packages")) or sysconfig.get_paths()["purelib"]
     out = subprocess.run([sys.executable, "-S", "-c", IMPORT_ALL, str(target), site], capture_output=True,
                          text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

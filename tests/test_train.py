@@ -11,19 +11,8 @@ from facebone.data import generate_synthetic
 from facebone.plugin.discovery import load_plugins
 from facebone.errors import ConfigError
 from facebone.train.loop import Trainer
-from facebone.train.optim import warmup_poly_lambda
 
 PLUGINS = load_plugins()
-
-
-def test_warmup_then_polynomial_decay():
-    f = warmup_poly_lambda(warmup_steps=4, total_steps=12, power=2.0)
-    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert f(4) == 1.0
-    assert f(8) == pytest.approx((1 - 4 / 8) ** 2)
-    assert f(12) == 0.0 and f(20) == 0.0
-    no_warmup = warmup_poly_lambda(0, 10, 1.0)
-    assert no_warmup(0) == 1.0 and no_warmup(5) == pytest.approx(0.5)
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,36 @@
-"""`facebone import-weights insightface PATH OUT --backbone NAME`: InsightFace .pth -> safetensors;
-`facebone import-weights btnet TNET BNET... OUT`: the original BTNet's full-network checkpoints merged."""
+"""`facebone import-weights SOURCE PATH OUT --backbone NAME`: a foreign .pth -> facebone safetensors;
+`facebone import-weights btnet TNET BNET... OUT`: the original BTNet's full networks merged into one."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-SOURCES = ("insightface", "btnet")
+SOURCES: dict[str, str | None] = {  # checkpoint family -> "module:function(state, backbone) -> state" (None: as is)
+    "insightface": None,
+    "ibug": "facebone.weights.ibug:to_facebone",  # ibug face_embedding: rtnet50, iresnet18/50
+    "btnet": None,  # several files: the backbone's import_state_dicts merges them (default btnet50)
+}
+
+
+def convert(source: str, state: dict, backbone: str) -> dict:
+    """``state`` with facebone's key names, by the converter ``SOURCES[source]`` names."""
+    import importlib
+
+    target = SOURCES[source]
+    if target is None:
+        return state
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(state, backbone)
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p = subparsers.add_parser(
-        "import-weights", help="convert a foreign checkpoint (InsightFace .pth) to a facebone safetensors file",
-        description="Read an InsightFace backbone.pth / model.pt with torch.load(weights_only=True) (no code is "
-                    "unpickled), check every key and shape against a facebone backbone, and write safetensors.")
-    p.add_argument("source", choices=SOURCES, help="checkpoint family (btnet: the original's TNet then one BNet "
-                                                   "per branch, in the order of the backbone's 'branches')")
+        "import-weights", help="convert a foreign checkpoint (InsightFace, ibug .pth) to a facebone safetensors file",
+        description="Read an InsightFace backbone.pth / model.pt or an ibug face_embedding .pth with "
+                    "torch.load(weights_only=True) (no code is unpickled), map its key names, check every key and "
+                    "shape against a facebone backbone, and write safetensors.")
+    p.add_argument("source", choices=list(SOURCES), help="checkpoint family (btnet: the original's TNet, then one "
+                                                         "BNet per branch in the order of the backbone's 'branches')")
     p.add_argument("path", nargs="+", help="the .pth / .pt file (btnet: TNET.pt BNET28.pt BNET14.pt BNET7.pt)")
     p.add_argument("out", help="output .safetensors file")
     p.add_argument("--backbone", default=None, metavar="NAME",
@@ -41,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "btnet":
         args.backbone = args.backbone or "btnet50"
     elif len(args.path) != 1 or not args.backbone:
-        raise ConfigError("import-weights insightface takes one PATH, then OUT, and --backbone NAME")
+        raise ConfigError(f"import-weights {args.source} takes one PATH, then OUT, and --backbone NAME")
     paths, label = args.path, " + ".join(args.path)
-    states = [read_torch_state_dict(path) for path in paths]
+    states = [convert(args.source, read_torch_state_dict(path), args.backbone) for path in paths]
     state = states[0]
     table = parse_sets(args.set)
     model = build_for_state(args.backbone, table, state, embedding_size=args.embedding_size,
@@ -69,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     opts_cls = get_plugins().get("backbone", args.backbone).options
     options = options_to_dict(opts_cls(**table)) if opts_cls is not None else {}
     save_backbone(out, model.state_dict(), backbone=args.backbone, options=options, embedding_size=emb,
-                  image_size=args.image_size,
-                  source=f"{args.source}:" + " + ".join(Path(p).name for p in paths))
+                  image_size=args.image_size, source=f"{args.source}:" + " + ".join(Path(p).name for p in paths))
     n = sum(v.numel() for v in state.values())
     extra = f" ({len(report.filled)} BN counters filled)" if report.filled else ""
     print(f"{label}: {len(state)} tensors, {n:,} values match {args.backbone} (D={emb}){extra}; wrote {out}")

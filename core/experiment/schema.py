@@ -70,7 +70,15 @@ class TrainTable:
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(5e-4, "weight decay")
     warmup_epochs: float = option(0.0, "linear warm-up length in epochs")
+    lr_schedule: Literal["poly", "cosine", "multistep", "constant"] = option(
+        "poly", "decay after warm-up: poly ((1-p)^lr_power, arcface_torch), cosine, multistep (x lr_gamma at each "
+                "of lr_milestones, ibug/AdaFace) or constant")
     lr_power: float = option(2.0, "power of the polynomial decay after warm-up")
+    lr_milestones: tuple[float, ...] = option((), "multistep: epochs at which the lr is multiplied by lr_gamma")
+    lr_gamma: float = option(0.1, "multistep: factor applied at each milestone")
+    lr_step_unit: Literal["step", "epoch"] = option(
+        "step", "when the schedule moves: every optimiser step, or once per epoch (the lr of an epoch is that "
+                "of its first step)")
     grad_clip: float = option(5.0, "clip the global gradient norm to this (0: no clipping)")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision (fp16 on CUDA only)")
     checkpoint_every: int = option(0, "also save a checkpoint every N steps (0: only at the end)")
@@ -86,6 +94,13 @@ class TrainTable:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"key 'lr' must be positive, got {self.lr}")
+        if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m <= 0 for m in self.lr_milestones):
+            raise ValueError(f"key 'lr_milestones' must be positive epochs in increasing order, got "
+                             f"{list(self.lr_milestones)}")
+        if self.lr_schedule == "multistep" and not self.lr_milestones:
+            raise ValueError("key 'lr_milestones' is needed by lr_schedule = 'multistep' (e.g. [10, 18, 22])")
+        if not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"key 'lr_gamma' must be in (0, 1], got {self.lr_gamma}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -91,11 +91,36 @@ def load_plugins(entry_points: Iterable[Any] | None = None) -> Plugins:
     return plugins
 
 
+def api_problem(module: Any) -> str | None:
+    """Why a plugin module's declared ``FACEBONE_PLUGIN_API = "MAJOR.MINOR"`` does not fit this facebone.
+
+    A plugin needs the same major version and a minor version no newer than facebone's
+    (:data:`facebone.PLUGIN_API`); a module that declares nothing is assumed to fit.
+    """
+    from facebone import PLUGIN_API
+
+    wanted = getattr(module, "FACEBONE_PLUGIN_API", None)
+    if wanted is None:
+        return None
+    have = ".".join(map(str, PLUGIN_API))
+    try:
+        major, minor = (int(x) for x in str(wanted).split("."))
+    except ValueError:
+        return f"FACEBONE_PLUGIN_API = {wanted!r} is not a plugin API version 'MAJOR.MINOR' (this facebone provides {have})"
+    if major != PLUGIN_API[0] or minor > PLUGIN_API[1]:
+        return f"needs facebone plugin API {wanted}, this facebone provides {have}"
+    return None
+
+
 def _load_one(plugins: Plugins, ep: Any, provider: Provider) -> None:
     try:
         module = ep.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is isolated and reported
         plugins.failures.append(PluginFailure(provider, "import", _one_line(exc)))
+        return
+    problem = api_problem(module)
+    if problem:
+        plugins.failures.append(PluginFailure(provider, "api", problem))
         return
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)

@@ -18,7 +18,7 @@ from facebone.eval.fastpath import autocast
 from facebone.model.build import build_model
 from facebone.model.face_model import FaceModel
 from facebone.train.classifier import Classifier
-from facebone.train.optim import make_optimizer, warmup_poly_lambda
+from facebone.train.optim import make_optimizer, schedule_lambda
 from facebone.train.runtime import resolve_device, seed_everything
 from facebone.progress import Progress
 from facebone.rundir import RunDir
@@ -70,8 +70,7 @@ class Trainer:
         total = steps_per_epoch * train.epochs
         if train.max_steps > 0:
             total = min(total, train.max_steps)
-        warmup = int(round(train.warmup_epochs * steps_per_epoch))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_poly_lambda(warmup, total, train.lr_power))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_lambda(train, steps_per_epoch, total))
         scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
         from torch.utils.tensorboard import SummaryWriter
 

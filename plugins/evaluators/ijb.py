@@ -24,6 +24,9 @@ class IJBOptions:
     batch_size: int = option(512, help="aligned images handed to the embedder per call")
     workers: int = option(4, help="threads decoding and aligning images")
     image_size: int = option(112, help="side of the aligned crop (the ArcFace template is for 112)")
+    warp: Literal["fixed", "float"] = option("fixed", help="alignment arithmetic: 'fixed' = cv2.warpAffine of "
+                                             "OpenCV 3/4 exactly (InsightFace's published runs), 'float' = "
+                                             "OpenCV 5 (within 1 grey level)")
     plots: bool = option(True, help="write PNG plots")
     resolutions: list[int] = option(default_factory=list, help="[r1, r2]: BTNet's two-view feature, e(crop at r1) "
                                     "+ e(mirrored crop at r2) (OpenCV bilinear); [] = the usual flip test")

@@ -12,34 +12,34 @@ from facebone.errors import DataError
 from facebone.plugins.evaluators import ijb_meta
 
 
-def _load_aligned(root: Path, names: list[str], matrices: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    from facebone.plugins.evaluators.face_align import warp
+def _load_aligned(root: Path, names: list[str], matrices: np.ndarray, size: int, method: str,
+                  first_line: int, listed_in: str) -> np.ndarray:
+    """Decode (as ``cv2.imread``: EXIF orientation applied) and align images ``names``, the
+    ``first_line``-th onwards of the meta file ``listed_in``."""
+    from facebone.data.align import warp_affine
+    from facebone.data.image_file import read_image
 
     out = np.empty((len(names), size, size, 3), dtype=np.uint8)
     for i, (name, m) in enumerate(zip(names, matrices)):
-        path = root / "loose_crop" / name
         try:
-            with Image.open(path) as img:
-                rgb = np.asarray(img.convert("RGB"))
-        except FileNotFoundError:
-            raise DataError(f"{path}: image listed in the IJB meta files not found") from None
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"{path}: cannot decode image ({exc})") from None
-        out[i] = warp(rgb, m, size)
+            rgb = read_image(root / "loose_crop" / name)
+        except DataError as exc:
+            raise DataError(f"{exc} (listed in {listed_in} line {first_line + i})") from None
+        out[i] = warp_affine(rgb, m, size, method=method)
     return out
 
 
 def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList, *, batch_size: int, workers: int,
-                     image_size: int, flip: bool, desc: str, sides: tuple = ()) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[type-arg]
+                     image_size: int, flip: bool, desc: str, warp: str = "fixed",
+                     sides: tuple = ()) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[type-arg]
     """Raw embeddings ``(N, D)`` float32 of the aligned images, and of their mirrors when ``flip``.
 
-    With ``sides`` (two :class:`~facebone.plugins.evaluators.resolution.Side`): the first
-    array holds view 1 (the crop at side 1's resolution), the second the mirrored view 2.
-    Streams: images are decoded and aligned by ``workers`` threads a batch ahead of the embedder.
+    ``warp``: :func:`facebone.data.align.warp_affine`'s method. With ``sides`` (two
+    :class:`~facebone.plugins.evaluators.resolution.Side`): the first array holds view 1 (the crop
+    at side 1's resolution), the second the mirrored view 2. Streams: images are decoded and
+    aligned by ``workers`` threads a batch ahead of the embedder.
     """
-    from facebone.plugins.evaluators.face_align import ARCFACE_TEMPLATE, similarity_transforms
+    from facebone.data.align import ARCFACE_TEMPLATE, similarity_transforms
     from facebone.progress import Progress
 
     template = ARCFACE_TEMPLATE * (image_size / 112.0)
@@ -47,7 +47,8 @@ def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList,
     bad = ~np.isfinite(matrices).all(axis=(1, 2))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{root / 'meta'}: landmarks of image {images.names[i]!r} (line {i + 1}) are degenerate")
+        raise DataError(f"{images.landmark_file}:{images.lines[i]}: the landmarks of image {images.names[i]!r} are "
+                        "degenerate (no similarity transform maps them onto the template)")
     n = len(images.names)
     sub = max(1, batch_size // workers)
     raw = flipped = None
@@ -55,7 +56,8 @@ def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList,
         def submit(lo: int) -> list:
             hi = min(lo + batch_size, n)
             return [pool.submit(_load_aligned, root, images.names[a:min(a + sub, hi)], matrices[a:min(a + sub, hi)],
-                                image_size) for a in range(lo, hi, sub)]
+                                image_size, warp, int(images.lines[a]), images.landmark_file.name)
+                    for a in range(lo, hi, sub)]
 
         pending = submit(0)
         for lo in range(0, n, batch_size):
@@ -93,7 +95,8 @@ class _IJBBase:
         sides = o.sides() if o.resolutions else ()
         flip = o.flip or bool(sides)  # the two-view sum takes the place of the flip test
         raw, flipped = extract_features(embedder, self.root, images, batch_size=o.batch_size, workers=o.workers,
-                                        image_size=o.image_size, flip=flip, desc=f"embed {o.target}", sides=sides)
+                                        image_size=o.image_size, flip=flip, desc=f"embed {o.target}",
+                                        warp=o.warp, sides=sides)
         return image_features(raw, flipped, None, flip=flip, norm_score=o.norm_score, detector_score=False)
 
     def _pool(self, feats: np.ndarray, images: ijb_meta.ImageList, select: np.ndarray | None = None):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ Layout (``ROOT`` = e.g. ``IJB_release/IJBC``; ``p`` = ``ijbc`` or ``ijbb``)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from pathlib import Path
 
@@ -85,6 +86,8 @@ class ImageList:
     medias: np.ndarray
     landmarks: np.ndarray  # (N, 5, 2) float32
     face_scores: np.ndarray  # (N,) float32
+    landmark_file: Path  # the *_name_5pts_score.txt read
+    lines: np.ndarray  # (N,) line of each image in landmark_file (1-based)
 
 
 def read_images(root: Path, prefix: str) -> ImageList:
@@ -105,7 +108,7 @@ def read_images(root: Path, prefix: str) -> ImageList:
         except ValueError:
             raise DataError(f"{tid_path}:{number}: template and media ids must be integers") from None
         names.append(fields[0])
-    lmk_names, rows = [], []
+    lmk_names, rows, lmk_lines = [], [], []
     for number, line in enumerate(_read_lines(lmk_path), start=1):
         fields = line.split()
         if not fields:
@@ -114,9 +117,16 @@ def read_images(root: Path, prefix: str) -> ImageList:
             raise DataError(f"{lmk_path}:{number}: expected image name, 10 landmark coordinates and a score "
                             f"(12 fields), found {len(fields)}")
         try:
-            rows.append([float(x) for x in fields[1:]])
+            row = [float(x) for x in fields[1:]]
         except ValueError:
             raise DataError(f"{lmk_path}:{number}: landmarks and score must be numbers") from None
+        if not all(map(math.isfinite, row)):
+            bad = next(i for i, v in enumerate(row) if not math.isfinite(v))
+            what = "the detector score" if bad == 10 else f"landmark coordinate {bad + 1}"
+            raise DataError(f"{lmk_path}:{number}: {what} of image {fields[0]!r} is {fields[1 + bad]!r}, "
+                            "not a finite number")
+        rows.append(row)
+        lmk_lines.append(number)
         if len(lmk_names) < len(names) and fields[0] != names[len(lmk_names)]:
             raise DataError(f"{lmk_path}:{number}: image {fields[0]!r} but {tid_path.name} line "
                             f"{len(lmk_names) + 1} lists {names[len(lmk_names)]!r} (the files must list the same "
@@ -129,7 +139,8 @@ def read_images(root: Path, prefix: str) -> ImageList:
     table = np.asarray(rows, dtype=np.float64)
     return ImageList(names=names, templates=np.asarray(tids, np.int64), medias=np.asarray(mids, np.int64),
                      landmarks=table[:, :10].reshape(-1, 5, 2).astype(np.float32),
-                     face_scores=table[:, 10].astype(np.float32))
+                     face_scores=table[:, 10].astype(np.float32), landmark_file=lmk_path,
+                     lines=np.asarray(lmk_lines, np.int64))
 
 
 def read_pairs(root: Path, prefix: str, known_templates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Path]:
@@ -142,6 +153,12 @@ def read_pairs(root: Path, prefix: str, known_templates: np.ndarray) -> tuple[np
     bad_label = np.flatnonzero((labels != 0) & (labels != 1))
     if len(bad_label):
         raise DataError(f"{path}:{bad_label[0] + 1}: label {labels[bad_label[0]]} is not 0 or 1")
+    genuine = int(labels.sum())
+    if genuine == 0 or genuine == len(labels):
+        kind, other = ("genuine (label 1)", "impostor pairs (label 0)") if genuine else \
+            ("impostor (label 0)", "genuine pairs (label 1)")
+        raise DataError(f"{path}: all {len(labels)} pairs are {kind}; a ROC, TPR at FPR and AUC need "
+                        f"{other} too")
     known = np.unique(known_templates)
     for col in (0, 1):
         missing = np.flatnonzero(~np.isin(table[:, col], known))
@@ -151,11 +168,23 @@ def read_pairs(root: Path, prefix: str, known_templates: np.ndarray) -> tuple[np
     return table[:, 0], table[:, 1], labels, path
 
 
+def _is_int(field: str) -> bool:
+    try:
+        int(field)
+    except ValueError:
+        return False
+    return True
+
+
 def read_subjects(root: Path, prefix: str, suffix: str, known_templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(unique template ids, subject id of each)`` from a 1:N csv (header, TEMPLATE_ID,SUBJECT_ID,...)."""
     path = meta_path(root, prefix, suffix)
     tids, sids = [], []
     lines = _read_lines(path)
+    head = lines[0].split(",") if lines else []
+    if len(head) >= 2 and all(_is_int(f) for f in head[:2]):
+        raise DataError(f"{path}:1: expected the header row (TEMPLATE_ID,SUBJECT_ID,...), found a template "
+                        f"{lines[0].strip()[:80]!r}; InsightFace's readers skip line 1, so add the header")
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue

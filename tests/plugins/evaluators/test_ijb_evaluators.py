@@ -26,7 +26,7 @@ def make_ijb(root: Path, seed: int = 0) -> dict:
     probes in BAD hold images of their subject's partner. All gallery x probe pairs."""
     from PIL import Image
 
-    from facebone.plugins.evaluators.face_align import ARCFACE_TEMPLATE
+    from facebone.data.align import ARCFACE_TEMPLATE
 
     rng = np.random.default_rng(seed)
     (root / "meta").mkdir(parents=True)
@@ -163,7 +163,7 @@ def test_bad_meta_is_one_clear_error(ijb_dir, tmp_path, file, edit, message):
 def test_missing_image_and_probe_template_without_images(ijb_dir, tmp_path):
     root = _copy(ijb_dir, tmp_path / "IJBC")
     (root / "loose_crop" / "3.jpg").unlink()
-    with pytest.raises(DataError, match=r"3.jpg: image listed in the IJB meta files not found"):
+    with pytest.raises(DataError, match=r"loose_crop/3.jpg: image not found \(listed in ijbc_name_5pts_score.txt line 3\)"):
         _build("ijb", {"root": str(root)})(ColourEmbedder(), EvalContext(out_dir=tmp_path / "o", name="ijb"))
     probe = root / "meta" / "ijbc_1N_probe_mixed.csv"
     probe.write_text(probe.read_text() + "777,1000,x.jpg\n")
@@ -172,20 +172,58 @@ def test_missing_image_and_probe_template_without_images(ijb_dir, tmp_path):
                                                                                           name="x"))
 
 
-def test_alignment_maps_landmarks_onto_the_template():
-    from facebone.plugins.evaluators.face_align import ARCFACE_TEMPLATE, similarity_transforms, warp
+def _edit_line(path: Path, number: int, edit) -> None:  # type: ignore[no-untyped-def]
+    lines = path.read_text().splitlines()
+    lines[number - 1] = edit(lines[number - 1])
+    path.write_text("\n".join(lines) + "\n")
 
-    angle = 0.3
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    lmk = (ARCFACE_TEMPLATE @ rot.T) * 1.7 + [20.0, -5.0]
-    m = similarity_transforms(np.stack([ARCFACE_TEMPLATE, lmk]))
-    np.testing.assert_allclose(m[0], [[1, 0, 0], [0, 1, 0]], atol=1e-9)
-    mapped = lmk @ m[1, :, :2].T + m[1, :, 2]
-    np.testing.assert_allclose(mapped, ARCFACE_TEMPLATE, atol=1e-9)
-    # a bright pixel at the left eye of a 200x200 image lands on the template's left eye
-    img = np.zeros((200, 200, 3), np.uint8)
-    x, y = np.round(ARCFACE_TEMPLATE[0] * 1.5 + 30).astype(int)
-    img[y - 1:y + 2, x - 1:x + 2] = 255
-    crop = warp(img, similarity_transforms(ARCFACE_TEMPLATE * 1.5 + 30)[0])
-    peak = np.unravel_index(np.argmax(crop[:, :, 0]), crop.shape[:2])
-    assert abs(peak[1] - ARCFACE_TEMPLATE[0, 0]) <= 1 and abs(peak[0] - ARCFACE_TEMPLATE[0, 1]) <= 1
+
+def _set_field(index: int, value: str):  # type: ignore[no-untyped-def]
+    def edit(line: str) -> str:
+        fields = line.split()
+        fields[index] = value
+        return " ".join(fields)
+
+    return edit
+
+
+def _all_labels(value: str):  # type: ignore[no-untyped-def]
+    def edit(path: Path) -> None:
+        path.write_text("".join(" ".join(ln.split()[:2] + [value]) + "\n" for ln in path.read_text().splitlines()))
+
+    return edit
+
+
+TRUST_CASES = {
+    # NaN / Inf in the landmark file: SVD raised LinAlgError (a traceback) before
+    "nan_landmark": ("ijb", "ijbc_name_5pts_score.txt", lambda p: _edit_line(p, 4, _set_field(3, "nan")),
+                     r"ijbc_name_5pts_score.txt:4: landmark coordinate 3 of image '4.jpg' is 'nan', not a finite number"),
+    "inf_score": ("ijb", "ijbc_name_5pts_score.txt", lambda p: _edit_line(p, 2, _set_field(11, "inf")),
+                  r"ijbc_name_5pts_score.txt:2: the detector score of image '2.jpg' is 'inf', not a finite number"),
+    "degenerate_landmarks": ("ijb", "ijbc_name_5pts_score.txt",
+                             lambda p: _edit_line(p, 5, lambda ln: " ".join([ln.split()[0]] + ["7.5"] * 10 + ["0.9"])),
+                             r"ijbc_name_5pts_score.txt:5: the landmarks of image '5.jpg' are degenerate"),
+    # a gallery CSV without its header row lost its first template silently before
+    "gallery_without_header": ("ijb_identification", "ijbc_1N_gallery_G1.csv",
+                               lambda p: p.write_text("\n".join(p.read_text().splitlines()[1:]) + "\n"),
+                               r"ijbc_1N_gallery_G1.csv:1: expected the header row \(TEMPLATE_ID,SUBJECT_ID,...\), "
+                               r"found a template '100,1000,x.jpg'"),
+    # an all-genuine pair list gave AUC NaN with exit status 0 before
+    "all_genuine": ("ijb", "ijbc_template_pair_label.txt", _all_labels("1"),
+                    r"ijbc_template_pair_label.txt: all 300 pairs are genuine \(label 1\); a ROC, TPR at FPR and AUC "
+                    r"need impostor pairs \(label 0\) too"),
+    "all_impostor": ("ijb", "ijbc_template_pair_label.txt", _all_labels("0"),
+                     r"ijbc_template_pair_label.txt: all 300 pairs are impostor \(label 0\)"),
+}
+
+
+@pytest.mark.parametrize("case", TRUST_CASES)
+def test_untrustworthy_meta_is_refused_naming_file_and_line(ijb_dir, tmp_path, case):
+    evaluator_type, file, edit, message = TRUST_CASES[case]
+    root = _copy(ijb_dir, tmp_path / "IJBC")
+    edit(root / "meta" / file)
+    evaluator = _build(evaluator_type, {"root": str(root)})
+    with pytest.raises(DataError, match=message) as info:
+        evaluator(ColourEmbedder(), EvalContext(out_dir=tmp_path / "out", name="x"))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -3,6 +3,7 @@ embedding is known: the one-hot of the colour at the centre of the aligned crop,
 weight from the checkpoint with a constant vector (unloaded weight 0 makes every embedding the
 same, so the known answer also proves the checkpoint was loaded)."""
 import json
+import re
 import textwrap
 
 import pytest
@@ -94,3 +95,43 @@ def test_ijb_protocols_run_through_facebone_eval(tmp_path, colournet_site):
     for name in ("ijb/ijbc_roc.png", "ijb/ijbc_scores.npy", "ijb/summary.json", "ijb_identification/ijbc_1n_cmc.png"):
         assert (run / "eval" / name).is_file(), name
     assert "ijbc/tpr@fpr=1e-4" in result.stdout
+
+
+@pytest.mark.parametrize("case", ["nan_landmark", "gallery_without_header", "all_genuine"])
+def test_untrustworthy_ijb_meta_exits_2_with_one_line(tmp_path, colournet_site, case):
+    """NaN landmarks (a traceback before), a gallery CSV without header (lost its first template
+    silently) and an all-genuine pair list (AUC NaN, exit 0) each end `facebone eval` with
+    status 2 and one line naming the file and line."""
+    import torch
+    from safetensors.torch import save_file
+
+    from test_ijb_evaluators import TRUST_CASES
+
+    evaluator_type, file, edit, message = TRUST_CASES[case]
+    root = tmp_path / "IJBC"
+    make_ijb(root)
+    edit(root / "meta" / file)
+    checkpoint = tmp_path / "colournet.safetensors"
+    save_file({"weight": torch.tensor(1.0)}, str(checkpoint))
+    exp = tmp_path / "ijb.toml"
+    exp.write_text(textwrap.dedent(f"""
+        [experiment]
+        name = "ijb_trust"
+        output_dir = "{tmp_path / 'runs'}"
+        [data]
+        train = "{tmp_path}"
+        [backbone]
+        type = "colournet"
+        embedding_size = 40
+        [[eval]]
+        type = "{evaluator_type}"
+        root = "{root}"
+        plots = false
+    """))
+    result = facebone("eval", exp, "--checkpoint", checkpoint, env={"PYTHONPATH": str(colournet_site)})
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if re.search(message, line)]
+    assert len(errors) == 1, result.stderr
+    assert str(root / "meta" / file) in errors[0]
+    assert "nan" not in result.stdout.lower()
