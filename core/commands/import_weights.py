@@ -47,17 +47,17 @@ def run(args: argparse.Namespace) -> int:
 
     from facebone.experiment.overrides import parse_sets
     from facebone.model.build import build_for_state
-    from facebone.errors import ConfigError, DataError, FaceboneError
+    from facebone.errors import ConfigError, DataError
     from facebone.plugin.options import options_to_dict
     from facebone.weights.keys import compare, read_torch_state_dict, save_backbone
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FaceboneError(f"{out} exists; pass --force to overwrite it")
+    from facebone.io import check_output_file
+
     if args.source == "btnet":
         args.backbone = args.backbone or "btnet50"
     elif len(args.path) != 1 or not args.backbone:
         raise ConfigError(f"import-weights {args.source} takes one PATH, then OUT, and --backbone NAME")
+    out = check_output_file(args.out, force=args.force, inputs=tuple(args.path), what="OUT")
     paths, label = args.path, " + ".join(args.path)
     states = [convert(args.source, read_torch_state_dict(path), args.backbone) for path in paths]
     state = states[0]
