@@ -233,33 +233,30 @@ class BTNet(IResNet):
         return F.interpolate(x, size=(r, r), mode=mode, **kwargs)
 
     def _continue(self, x: torch.Tensor, r: int) -> torch.Tensor:
-        """The trunk from the implant point of branch ``r`` to the embedding."""
+        """The trunk from the implant point of branch ``r`` to the embedding, each BN layer being
+        the branch's copy (or, with ``shared_bn``, the trunk's own with its running statistics)."""
         branch = self.branches[str(r)]
-        norms = branch.trunk_bn
+        copies = branch.trunk_bn
 
-        def bn(name: str, own: nn.Module, holder: nn.Module | None) -> Any:
-            if holder is None:
-                return lambda t: _eval_bn(own, t)
-            return getattr(holder, name)
+        def norm(trunk_bn: nn.Module, copy_holder: nn.Module | None, name: str) -> Any:
+            if copy_holder is None:
+                return lambda t: _eval_bn(trunk_bn, t)
+            return getattr(copy_holder, name)
 
         for k in range(branch.stage, 5):
             layer = getattr(self, f"layer{k}")
             for i in range(1 if k == branch.stage else 0, len(layer)):
                 block = layer[i]
-                held = None if norms is None else getattr(norms, f"layer{k}")[str(i)]
-                out = block.conv1(bn("bn1", block.bn1, held)(x))
-                out = block.conv2(block.prelu(bn("bn2", block.bn2, held)(out)))
-                out = bn("bn3", block.bn3, held)(out)
-                if block.downsample is None:
-                    shortcut = x
-                else:
-                    ds_bn = block.downsample[1] if held is None else held.downsample[1]
-                    shortcut = block.downsample[0](x)
-                    shortcut = _eval_bn(ds_bn, shortcut) if held is None else ds_bn(shortcut)
-                x = out + shortcut
-        x = bn("bn2", self.bn2, norms)(x)
-        x = self.dropout(self.pool(x))
-        return bn("features", self.features, norms)(self.fc(x))
+                held = None if copies is None else getattr(copies, f"layer{k}")[str(i)]
+                out = block.conv1(norm(block.bn1, held, "bn1")(x))
+                out = block.conv2(block.prelu(norm(block.bn2, held, "bn2")(out)))
+                out = norm(block.bn3, held, "bn3")(out)
+                if block.downsample is not None:
+                    ds_copy = None if held is None else held.downsample
+                    x = norm(block.downsample[1], ds_copy, "1")(block.downsample[0](x))
+                x = out + x
+        x = self.dropout(self.pool(norm(self.bn2, copies, "bn2")(x)))
+        return norm(self.features, copies, "features")(self.fc(x))
 
     def forward_trunk(self, x: torch.Tensor, implant_stage: int | None = None) -> Any:
         """The trunk on ``(N, 3, T, T)``; with ``implant_stage`` also the block-0 output of that stage."""
