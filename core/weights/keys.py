@@ -12,7 +12,7 @@ from typing import Any
 
 from facebone.errors import DataError
 
-WRAPPER_KEYS = ("state_dict", "model", "backbone")
+WRAPPER_KEYS = ("state_dict", "state_dict_backbone", "model", "backbone")  # state_dict_backbone: arcface_torch resume files
 STRIP_PREFIXES = ("module.", "backbone.", "_orig_mod.")
 
 

@@ -42,7 +42,7 @@ def test_hook_modules_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet", "btnet"]
+    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet", "comparison", "btnet"]
     code = ("import sys\n" + "".join(f"import facebone.plugins.backbones.{m}\n" for m in mods)
             + "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
