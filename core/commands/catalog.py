@@ -85,8 +85,14 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
 
     size = 112
     model = build_backbone(comp.qualified_name, embedding_size=512, image_size=size)
-    return [f"at {size}x{size} with default options and 512-D embeddings:"] + [
+    lines = [f"at {size}x{size} with default options and 512-D embeddings:"] + [
         "  " + line for line in describe_lines(count(model, size), size)]
+    if hasattr(model, "complexity_table"):  # a backbone with several paths: one row each
+        from facebone.model.complexity import table_lines
+
+        lines += ["per path (params: learnable, BN running statistics excluded; GMACs of a forward at its input):"]
+        lines += ["  " + line for line in table_lines(model)]
+    return lines
 
 
 def plugins(args: argparse.Namespace) -> int:

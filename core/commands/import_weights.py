@@ -11,8 +11,10 @@ SOURCES = {
     "gwp": "facebone.weights.sources.gwp",  # the GWP paper's model.pt (7x7 stem, Gaussian-weighted pooling)
     "gwp-adaface": "facebone.weights.sources.gwp_adaface",  # GWP backbone in AdaFace's layout: Lightning .ckpt
     "comparison": "facebone.weights.sources.comparison",  # ItO210/arcface-backbone-comparative light nets
+    "btnet": "facebone.weights.sources.btnet",  # the original BTNet's TNet + one BNet per branch (several files)
 }
-"""Source name -> module with ``read(path, backbone) -> Imported`` (see facebone.weights.sources)."""
+"""Source name -> module with ``read(path, backbone) -> Imported`` (see facebone.weights.sources); a
+module with ``MANY_FILES = True`` reads a list of paths."""
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
@@ -23,7 +25,7 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
                     "keys, check every key and shape against a facebone backbone, and write safetensors. "
                     "Sources: " + ", ".join(SOURCES) + ".")
     p.add_argument("source", choices=list(SOURCES), help="checkpoint family")
-    p.add_argument("path", help="the .pth / .pt / .ckpt file")
+    p.add_argument("path", nargs="+", help="the .pth / .pt / .ckpt file (btnet: TNET.pt BNET28.pt BNET14.pt BNET7.pt)")
     p.add_argument("out", help="output .safetensors file")
     p.add_argument("--backbone", metavar="NAME", help="facebone backbone, e.g. iresnet100 (required for insightface and "
                                                       "ibug; others read it from the keys; comparison also takes its "
@@ -38,6 +40,22 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p.set_defaults(func=run)
 
 
+def merge_parts(model, imported, paths) -> dict:  # type: ignore[no-untyped-def]
+    """The backbone state: ``imported.parts`` merged by the backbone's ``import_state_dicts``, or a
+    partial state completed by its ``complete_state_dict`` (facebone.contracts), else as read."""
+    from facebone.errors import ConfigError, DataError
+
+    if imported.parts:
+        if not hasattr(model, "import_state_dicts"):
+            raise ConfigError(f"backbone '{imported.backbone}' cannot merge several checkpoints")
+        try:
+            return model.import_state_dicts([imported.state, *imported.parts], [str(p) for p in paths])
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+    complete = getattr(model, "complete_state_dict", None)
+    return complete(imported.state) if complete is not None else imported.state
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -50,12 +68,20 @@ def run(args: argparse.Namespace) -> int:
 
     from facebone.io import check_output_file
 
-    out = check_output_file(args.out, force=args.force, inputs=(args.path,), what="OUT")
-    imported = importlib.import_module(SOURCES[args.source]).read(Path(args.path), args.backbone)
+    paths = [Path(p) for p in args.path]
+    out = check_output_file(args.out, force=args.force, inputs=tuple(args.path), what="OUT")
+    source = importlib.import_module(SOURCES[args.source])
+    if getattr(source, "MANY_FILES", False):
+        imported = source.read(paths, args.backbone)
+    elif len(paths) != 1:
+        raise ConfigError(f"import-weights {args.source} takes one PATH, then OUT; got {len(paths)} paths")
+    else:
+        imported = source.read(paths[0], args.backbone)
+    args.path = " + ".join(args.path)
     name, table = imported.backbone, {**imported.options, **parse_sets(args.set)}
     model = build_for_state(name, table, imported.state, embedding_size=args.embedding_size,
                             image_size=args.image_size)
-    state, dropped = drop_unused(model, imported.state, args.path)
+    state, dropped = drop_unused(model, merge_parts(model, imported, paths), args.path)
     emb = model.embedding_size
     report = compare(state, model.state_dict())
     if not report.ok:
@@ -72,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     opts_cls = get_plugins().get("backbone", name).options
     options = options_to_dict(opts_cls(**table)) if opts_cls is not None else {}
     write(out, model.state_dict(), classifier, backbone=name, options=options, embedding_size=emb,
-          image_size=args.image_size, source=f"{args.source}:{Path(args.path).name}")
+          image_size=args.image_size, source=f"{args.source}:" + " + ".join(p.name for p in paths))
     for note in imported.notes + dropped:
         print(f"{args.path}: {note}")
     n = sum(v.numel() for v in state.values())

@@ -16,7 +16,7 @@ from facebone.errors import ConfigError, PluginError
 from facebone.experiment.overrides import apply_overrides
 from facebone.plugin.options import build_options, options_to_dict, suggest
 from facebone.plugin.registry import Component
-from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
+from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, DegradeTable, SynthTable
 
 MAX_EXPERIMENT_BYTES = 1 << 20
 """An experiment file larger than this is refused (it is not an experiment)."""
@@ -62,6 +62,8 @@ class Experiment:
     warp: ComponentSpec
     head: ComponentSpec
     evals: list[ComponentSpec]
+    degrade: DegradeTable | None = None
+    """``[data.degrade]``, or None when training images are not degraded."""
     classifier: Any = None
     objective: ComponentSpec | None = None
 
@@ -82,6 +84,8 @@ class Experiment:
         data = options_to_dict(self.data)
         if self.synth is not None:
             data["synth"] = options_to_dict(self.synth)
+        if self.degrade is not None:
+            data["degrade"] = options_to_dict(self.degrade)
         out: dict[str, Any] = {
             "experiment": options_to_dict(self.experiment),
             "data": data,
@@ -237,7 +241,7 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
                             f"tables: {', '.join('[' + t + ']' for t in known)}")
 
     tables: dict[str, Any] = {}
-    synth = None
+    synth = degrade = None
     for table, cls in CORE_TABLES.items():
         value = raw.get(table, {})
         if not isinstance(value, dict):
@@ -250,6 +254,13 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
                 problems.append(f"{_where(source, 'data.synth')}: expected a table")
             else:
                 synth, p = build_options(SynthTable, synth_value, _where(source, "data.synth"))
+                problems.extend(p)
+        if table == "data" and "degrade" in value:
+            degrade_value = value.pop("degrade")
+            if not isinstance(degrade_value, dict):
+                problems.append(f"{_where(source, 'data.degrade')}: expected a table")
+            else:
+                degrade, p = build_options(DegradeTable, degrade_value, _where(source, "data.degrade"))
                 problems.extend(p)
         if table == "experiment":
             _check_run_name(value, default_name, source, problems)
@@ -309,7 +320,7 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
 
     exp = Experiment(source=source, given=raw, experiment=tables["experiment"], data=tables["data"], synth=synth,
                      train=tables["train"], embed=tables["embed"], backbone=specs["backbone"], warp=specs["warp"],
-                     head=specs["head"], evals=evals, classifier=tables["classifier"],
+                     head=specs["head"], evals=evals, degrade=degrade, classifier=tables["classifier"],
                      objective=specs["objective"])
     exp.data = dataclasses.replace(exp.data, train=str(Path(exp.data.train).expanduser().resolve()))
     exp.experiment = dataclasses.replace(

@@ -30,6 +30,27 @@ class SynthTable:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DegradeTable:
+    """``[data.degrade]``: random resolution degradation of training images (BTNet's stage 1)."""
+
+    p: float = option(1.0, "probability that a training image is degraded")
+    sizes: list[int] = option(default_factory=lambda: [112, 56, 28, 14, 7],
+                              help="resolutions to degrade to, drawn uniformly (a size equal to image_size leaves "
+                                   "the image as it is)")
+    filter: Literal["bilinear", "bicubic", "area", "nearest"] = option(
+        "bilinear", "resampling filter; downscaling is antialiased for bilinear/bicubic (as PIL), area averages, "
+                    "nearest does not antialias")
+    upsample: bool = option(True, "resize back to [data] image_size with the same filter (false: the batch stays "
+                                  "at the drawn size; then one size is drawn per batch, not per image)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"key 'p' must be in [0, 1], got {self.p}")
+        if not self.sizes or any(s < 1 for s in self.sizes):
+            raise ValueError(f"key 'sizes' needs positive sizes, got {self.sizes}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataTable:
     train: str = option(help="training data: RecordIO directory (train.rec/.idx) or image folder")
     image_size: int = option(112, "side of the square network input in pixels")

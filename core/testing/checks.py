@@ -73,7 +73,13 @@ def check_backbone(name: str, plugins: Any = None, *, image_size: int = 112, emb
     out = model.train()(x)
     assert out.shape == (2, embedding_size), f"backbone '{name}': output {tuple(out.shape)}"
     assert out.dtype == torch.float32 and torch.isfinite(out).all(), f"backbone '{name}': non-finite output"
-    out.square().mean().backward()
+    loss = out.square().mean()
+    for h, w in list(getattr(model, "input_sizes", None) or ())[1:]:  # a routing backbone: every path it serves
+        other = model(torch.rand(2, 3, h, w) * 2 - 1)
+        assert other.shape == (2, embedding_size) and torch.isfinite(other).all(), \
+            f"backbone '{name}': path for {h}x{w} gives {tuple(other.shape)} or non-finite values"
+        loss = loss + other.square().mean()
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"backbone '{name}': no gradient for {missing[:5]}"
     model.eval()

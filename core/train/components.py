@@ -77,8 +77,11 @@ def open_data(exp: Any, ranks: Ranks, log: Callable[[str], None] = print) -> tup
     from facebone.data.checks import check_training_set
 
     train = exp.train
+    from facebone.data.dataset import Degradation
+
+    degradation = Degradation.from_table(exp.degrade) if exp.degrade is not None else None
     dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
-                                skip_corrupt=exp.data.skip_corrupt)
+                                skip_corrupt=exp.data.skip_corrupt, degradation=degradation)
     for note in check_training_set(dataset, exp):  # size mismatch refused; skipped files, wrong property
         log(note)
     needed = train.batch_size * train.accumulate

@@ -26,6 +26,8 @@ class Imported:
     """Class centres ``(C, D)`` as facebone's classifier stores them, if the checkpoint has them."""
     notes: list[str] = dataclasses.field(default_factory=list)
     """What was changed or left out, printed by the command."""
+    parts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Further state dicts (several files) that the backbone's ``import_state_dicts`` merges with ``state``."""
 
 
 IRESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 200: (6, 26, 60, 6)}
