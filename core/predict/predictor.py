@@ -311,7 +311,7 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
     model = model_from_checkpoint(exp, ckpt)
     return Predictor(_torch_network(model, facts, device=device or exp.train.device,
                                     precision=precision or exp.embed.precision,
-                                    channels_last=channels_last if channels_last is not None else exp.embed.channels_last,
+                                    channels_last=channels_last, run_channels_last=exp.embed.channels_last,
                                     compile=exp.embed.compile if compile is None else compile, threads=threads),
                      facts, box_margin=box_margin)
 
@@ -324,7 +324,7 @@ def _onnx_network(path: str | os.PathLike, facts: ModelFacts, threads: int | Non
 
 
 def _torch_network(model: Any, facts: ModelFacts, *, device: str, precision: str, channels_last: bool | None,
-                   compile: bool, threads: int | None) -> Any:
+                   compile: bool, threads: int | None, run_channels_last: bool = False) -> Any:
     import torch
 
     from facebone.predict.networks import TorchNetwork
@@ -333,7 +333,7 @@ def _torch_network(model: Any, facts: ModelFacts, *, device: str, precision: str
     if threads:
         torch.set_num_threads(int(threads))
     dev = resolve_device(device)
-    cl = channels_last or dev.type == "cpu"
+    cl = channels_last if channels_last is not None else (run_channels_last or dev.type == "cpu")
     return TorchNetwork(model, image_size=facts.image_size, flip=facts.flip, roi_warp=facts.warp != "cartesian",
                         precision=precision, channels_last=cl, compile=compile, device=str(dev),
                         batch_size=facts.batch_size)
