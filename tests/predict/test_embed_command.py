@@ -153,6 +153,15 @@ def test_onnx_runtime_path_and_a_model_of_another_size(tiny_run: Path, holdout_f
     assert "ONNX Runtime" in json.loads((tmp_path / "o.npy.json").read_text())["backend"]
     assert main(["verify", str(tiny_run), files[0], files[1], "--onnx", str(graph), "--far", "0.1"]) == 0
     assert "decision" in capsys.readouterr().out
+    # deployment without torch: the ONNX path never imports it
+    import subprocess
+    import sys
+
+    code = ("import sys; from facebone.cli import main; "
+            f"rc = main(['verify', {str(tiny_run)!r}, {files[0]!r}, {files[1]!r}, '--onnx', {str(graph)!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "0 False", done.stderr
 
     other = tmp_path / "other.onnx"
     export_onnx(build_backbone("iresnet18", {"width": 8}, embedding_size=32, image_size=48).eval(), other, 48)
