@@ -9,7 +9,9 @@ backbone
     ``factory(options, *, embedding_size: int, image_size: int, **runtime) -> nn.Module``.
     The module has attributes ``embedding_size`` (D) and ``input_size`` ((H, W) it expects).
     ``forward(x)``: ``x`` is ``(N, 3, H, W)`` float RGB in [-1, 1]; returns ``(N, D)``, the raw
-    (not normalised) embedding. Any component may pass ``check=`` to ``registry.add`` to refuse
+    (not normalised) embedding. A backbone that works in the warp's RoI frame sets
+    ``takes_rois = True``; its ``forward(x, rois=None)`` then gets the RoIs the warp used (None
+    for the warp's fixed box). Any component may pass ``check=`` to ``registry.add`` to refuse
     combinations at validation time (e.g. a backbone that only works behind one warp).
 
 head
@@ -28,9 +30,11 @@ head
 warp
     ``factory(options, *, image_size: int, **runtime) -> nn.Module``, differentiable and batched.
     ``forward(images, rois=None)``: ``images`` ``(N, 3, H, W)``; ``rois`` optional ``(N, 4)``
-    boxes ``(x1, y1, x2, y2)`` in pixels or ``(N, 5)`` with an angle in radians. Returns the
-    warped images; attribute ``output_size`` ((H, W)). ``restore(warped, rois=None,
-    size=None)`` is the inverse.
+    boxes ``(x1, y1, x2, y2)`` in pixels (pixel centres at +0.5: convert integer-centre boxes, e.g.
+    ibug's, with ``facebone.plugins.warps.mapping.from_ibug_rois``) or ``(N, 5)`` with an angle in
+    radians. Returns the warped images; attribute ``output_size`` ((H, W)). ``restore(warped,
+    rois=None, size=None)`` is the inverse. Optional ``forward_with_rois(images, rois=None)``
+    returns ``(warped, rois_used)`` (jittered in training; None for the fixed box).
 
 evaluator
     ``factory(options, *, data_root: Path | None, **runtime) -> callable``.

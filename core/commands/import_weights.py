@@ -1,18 +1,33 @@
-"""`facebone import-weights insightface PATH --backbone NAME OUT`: InsightFace .pth -> safetensors."""
+"""`facebone import-weights SOURCE PATH OUT --backbone NAME`: a foreign .pth -> facebone safetensors."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-SOURCES = ("insightface",)
+SOURCES: dict[str, str | None] = {  # checkpoint family -> "module:function(state, backbone) -> state" (None: as is)
+    "insightface": None,
+    "ibug": "facebone.weights.ibug:to_facebone",  # ibug face_embedding: rtnet50, iresnet18/50
+}
+
+
+def convert(source: str, state: dict, backbone: str) -> dict:
+    """``state`` with facebone's key names, by the converter ``SOURCES[source]`` names."""
+    import importlib
+
+    target = SOURCES[source]
+    if target is None:
+        return state
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(state, backbone)
 
 
 def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p = subparsers.add_parser(
-        "import-weights", help="convert a foreign checkpoint (InsightFace .pth) to a facebone safetensors file",
-        description="Read an InsightFace backbone.pth / model.pt with torch.load(weights_only=True) (no code is "
-                    "unpickled), check every key and shape against a facebone backbone, and write safetensors.")
-    p.add_argument("source", choices=SOURCES, help="checkpoint family")
+        "import-weights", help="convert a foreign checkpoint (InsightFace, ibug .pth) to a facebone safetensors file",
+        description="Read an InsightFace backbone.pth / model.pt or an ibug face_embedding .pth with "
+                    "torch.load(weights_only=True) (no code is unpickled), map its key names, check every key and "
+                    "shape against a facebone backbone, and write safetensors.")
+    p.add_argument("source", choices=list(SOURCES), help="checkpoint family")
     p.add_argument("path", help="the .pth / .pt file")
     p.add_argument("out", help="output .safetensors file")
     p.add_argument("--backbone", required=True, metavar="NAME", help="facebone backbone, e.g. iresnet100 or mobilefacenet")
@@ -35,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FaceboneError(f"{out} exists; pass --force to overwrite it")
-    state = read_torch_state_dict(args.path)
+    state = convert(args.source, read_torch_state_dict(args.path), args.backbone)
     table = parse_sets(args.set)
     model = build_for_state(args.backbone, table, state, embedding_size=args.embedding_size,
                             image_size=args.image_size)

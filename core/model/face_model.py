@@ -6,7 +6,11 @@ from torch import nn
 
 
 class FaceModel(nn.Module):
-    """``warp -> backbone``: images ``(N, 3, H, W)`` in [-1, 1] to raw embeddings ``(N, D)``."""
+    """``warp -> backbone``: images ``(N, 3, H, W)`` in [-1, 1] to raw embeddings ``(N, D)``.
+
+    ``rois`` (optional, per sample) go to the warp. A backbone with ``takes_rois = True``
+    (rtnet50) also gets the RoIs the warp used (jittered in training; None for its fixed box).
+    """
 
     def __init__(self, warp: nn.Module, backbone: nn.Module):
         super().__init__()
@@ -15,4 +19,10 @@ class FaceModel(nn.Module):
         self.embedding_size = int(backbone.embedding_size)
 
     def forward(self, images: torch.Tensor, rois: torch.Tensor | None = None) -> torch.Tensor:
-        return self.backbone(self.warp(images, rois))
+        if not getattr(self.backbone, "takes_rois", False):
+            return self.backbone(self.warp(images, rois))
+        if hasattr(self.warp, "forward_with_rois"):
+            warped, used = self.warp.forward_with_rois(images, rois)
+        else:
+            warped, used = self.warp(images, rois), rois
+        return self.backbone(warped, used)

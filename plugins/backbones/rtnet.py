@@ -1,6 +1,8 @@
 """RTNet-50 backbone plugin (``rtnet50``): a hybrid ResNet-50 for RoI Tanh-polar inputs.
 
-The model lives in :mod:`facebone.plugins.backbones.rtnet_model` (imported by the factory:
+The network of ibug ``face_embedding``'s ``rtnet50(dilated=False)`` (its checkpoints import
+with ``facebone import-weights ibug``). It takes the RoIs of the warp in front: FaceModel
+passes them, jittered or per sample as the warp used them. The model lives in :mod:`facebone.plugins.backbones.rtnet_model` (imported by the factory:
 this hook module must import fast).
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ REQUIRED_WARP = "roi_tanh_polar"
 class RTNetOptions:
     """Options of ``rtnet50``."""
 
-    hybrid: bool = option(True, "convolve half of each 3x3 in RoI Tanh space (false: both halves on the polar map)")
+    hybrid: bool = option(True, "convolve half of each 3x3 in RoI Tanh space in every block but the first "
+                                "of layers 2-4, as the original (false: both halves on the polar map)")
     dropout: float = option(0.0, "dropout before the embedding layer")
 
     def __post_init__(self) -> None:

@@ -1,16 +1,19 @@
 """RTNet: a ResNet-50-style backbone for RoI Tanh-polar inputs (Lin et al., arXiv 2102.02717).
 
-Every 3x3 convolution of the bottleneck is split in two half-width branches:
+The network of ibug ``face_embedding``'s ``rtnet50(dilated=False)``, with facebone's key
+names (:mod:`facebone.weights.ibug` maps the original's). Every 3x3 convolution of the
+bottleneck is split in two half-width branches:
 
 - *polar*: convolves the polar map with circular padding along the angle axis (rows) and
   replicate padding along the radius axis (columns);
-- *hybrid*: converts the polar map to the RoI Tanh (Cartesian) space, convolves with zero
-  padding and converts back. The first block of each stage (the one that may downsample)
-  convolves the polar map directly with zero padding instead.
+- *hybrid*: in the hybrid blocks (every block but the first of layers 2-4: 10 of 16), resamples
+  the polar map into RoI Tanh (Cartesian) space, applies a zero-padded 3x3 convolution and its
+  batch norm there and resamples back into polar space, with zero padding both ways; in the
+  other blocks the zero-padded 3x3 convolution works on the polar map directly.
 
-The conversions use fixed sampling grids for a square RoI (RTNet expects ``roi_tanh_polar``
-with ``keep_aspect_ratio = true`` on a square crop), computed once per feature-map size and
-kept as non-persistent buffers, so state dicts hold only weights.
+The resampling grids depend only on each RoI's aspect ratio (the RoI of the warp in front,
+``forward(x, rois)``); with ``rois=None`` the RoI is square and fixed grids, cached per
+feature-map size as non-persistent buffers, are used, so state dicts hold only weights.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from facebone.plugins.warps.modules import sample_polar
 
 LAYERS_50 = (3, 4, 6, 3)
 EXPANSION = 4
-_UNIT_ROI = torch.tensor([[-0.5, -0.5, 0.5, 0.5, 0.0]])
+_SQUARE_ROI = torch.tensor([[-0.5, -0.5, 0.5, 0.5, 0.0]])
 
 
 def _down(n: int) -> int:
@@ -31,16 +34,21 @@ def _down(n: int) -> int:
     return (n - 1) // 2 + 1
 
 
-def polar_to_tanh_points(hw: tuple[int, int]) -> torch.Tensor:
-    """``(1, H, W, 2)`` polar-map pixel coordinates of each RoI Tanh pixel centre (same size)."""
-    local = M.tanh_to_local(M.pixel_centres(hw)[None], _UNIT_ROI, hw)
-    return M.local_to_polar(local, _UNIT_ROI, hw, keep_aspect_ratio=True)
+def polar_to_tanh_points(hw: tuple[int, int], rois: torch.Tensor = _SQUARE_ROI) -> torch.Tensor:
+    """``(N, H, W, 2)`` polar-map pixel coordinates of each RoI Tanh pixel centre (same size).
+
+    Only the size of ``rois`` (``(N, 4+)`` boxes) matters, and of that only the aspect ratio.
+    """
+    pts = M.pixel_centres(hw, device=rois.device).expand(rois.shape[0], -1, -1, -1)
+    local = M.tanh_to_local(pts, rois, hw)
+    return M.local_to_polar(local, rois, hw, keep_aspect_ratio=True)
 
 
-def tanh_to_polar_grid(hw: tuple[int, int]) -> torch.Tensor:
-    """``(1, H, W, 2)`` grid_sample coordinates in the RoI Tanh map of each polar pixel centre."""
-    local = M.polar_to_local(M.pixel_centres(hw)[None], _UNIT_ROI, hw, keep_aspect_ratio=True)
-    return M.to_grid(M.local_to_tanh(local, _UNIT_ROI, hw), hw)
+def tanh_to_polar_grid(hw: tuple[int, int], rois: torch.Tensor = _SQUARE_ROI) -> torch.Tensor:
+    """``(N, H, W, 2)`` grid_sample coordinates in the RoI Tanh map of each polar pixel centre."""
+    pts = M.pixel_centres(hw, device=rois.device).expand(rois.shape[0], -1, -1, -1)
+    local = M.polar_to_local(pts, rois, hw, keep_aspect_ratio=True)
+    return M.to_grid(M.local_to_tanh(local, rois, hw), hw)
 
 
 class PolarConv3x3(nn.Module):
@@ -56,35 +64,42 @@ class PolarConv3x3(nn.Module):
         return self.conv(x)
 
 
-class TanhSpaceConv3x3(nn.Module):
-    """Polar map -> RoI Tanh space -> zero-padded 3x3 conv -> back to polar (stride 1)."""
+class CartesianHalf(nn.Module):
+    """The second half of the split 3x3: conv + BN, in RoI Tanh space when ``tanh_space``.
 
-    def __init__(self, cin: int, cout: int, hw: tuple[int, int]):
+    ``forward(x, grids)``: ``grids`` is ``(polar -> tanh points, tanh -> polar grid)`` for this
+    map size (see :func:`polar_to_tanh_points`, :func:`tanh_to_polar_grid`), or None outside
+    RoI Tanh space. As the original, batch norm runs in RoI Tanh space, before resampling back.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, tanh_space: bool, padding_mode: str = "zeros"):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
-        self.register_buffer("to_tanh", polar_to_tanh_points(hw), persistent=False)
-        self.register_buffer("to_polar", tanh_to_polar_grid(hw), persistent=False)
+        self.tanh_space = tanh_space
+        self.padding_mode = padding_mode
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        cart = sample_polar(x, self.to_tanh.expand(n, -1, -1, -1))
-        cart = self.conv(cart)
-        grid = self.to_polar.expand(n, -1, -1, -1).to(cart.dtype)
-        return F.grid_sample(cart, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    def forward(self, x: torch.Tensor, grids: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if not self.tanh_space:
+            return self.bn(self.conv(x))
+        assert grids is not None
+        to_tanh, to_polar = grids
+        cart = sample_polar(x, to_tanh.expand(x.shape[0], -1, -1, -1), padding_mode=self.padding_mode)
+        cart = self.bn(self.conv(cart))
+        grid = to_polar.expand(x.shape[0], -1, -1, -1).to(cart.dtype)
+        return F.grid_sample(cart, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=False)
 
 
 class HybridBottleneck(nn.Module):
-    """Bottleneck (expansion 4) whose 3x3 conv is split into a polar and a hybrid half."""
+    """Bottleneck (expansion 4) whose 3x3 conv is split into a polar and a Cartesian half."""
 
-    def __init__(self, cin: int, planes: int, stride: int, hw_out: tuple[int, int], hybrid: bool):
+    def __init__(self, cin: int, planes: int, stride: int, hybrid: bool, padding_mode: str = "zeros"):
         super().__init__()
         width = planes // 2
         self.reduce_a = nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.reduce_b = nn.Sequential(nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.polar = nn.Sequential(PolarConv3x3(width, width, stride), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        second = TanhSpaceConv3x3(width, width, hw_out) if hybrid else \
-            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
-        self.hybrid = nn.Sequential(second, nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.hybrid = CartesianHalf(width, width, stride, tanh_space=hybrid, padding_mode=padding_mode)
         self.expand = nn.Sequential(nn.Conv2d(2 * width, planes * EXPANSION, 1, bias=False),
                                     nn.BatchNorm2d(planes * EXPANSION))
         self.downsample = None
@@ -93,34 +108,47 @@ class HybridBottleneck(nn.Module):
                                             nn.BatchNorm2d(planes * EXPANSION))
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([self.polar(self.reduce_a(x)), self.hybrid(self.reduce_b(x))], dim=1)
-        out = self.expand(out)
+    def forward(self, x: torch.Tensor, grids: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        b = F.relu(self.hybrid(self.reduce_b(x), grids))
+        out = self.expand(torch.cat([self.polar(self.reduce_a(x)), b], dim=1))
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
 
 
 class RTNet(nn.Module):
-    """RTNet backbone: ``(N, 3, H, W)`` RoI Tanh-polar images -> ``(N, embedding_size)``."""
+    """RTNet backbone: ``(N, 3, H, W)`` RoI Tanh-polar images (+ optional RoIs) -> ``(N, embedding_size)``.
+
+    ``hybrid=False`` convolves both halves on the polar map in every block (an ablation).
+    ``padding_mode`` is that of the polar <-> RoI Tanh resampling ("zeros" as the original).
+    """
+
+    takes_rois = True
+    """``forward`` accepts the RoIs of the warp in front (facebone's FaceModel passes them)."""
 
     def __init__(self, *, embedding_size: int = 512, image_size: int = 112, layers: tuple[int, ...] = LAYERS_50,
-                 hybrid: bool = True, dropout: float = 0.0):
+                 hybrid: bool = True, dropout: float = 0.0, padding_mode: str = "zeros"):
         super().__init__()
         self.embedding_size = embedding_size
         self.input_size = (image_size, image_size)
         self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
                                   nn.PReLU(64), nn.MaxPool2d(3, stride=2, padding=1))
         size = _down(_down(image_size))
-        cin, stages = 64, []
+        cin, stages, self.stage_sizes = 64, [], []
         for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers)):
             stride = 1 if i == 0 else 2
             size = size if stride == 1 else _down(size)
-            stage = [HybridBottleneck(cin, planes, stride, (size, size), hybrid=False)]
+            stage = [HybridBottleneck(cin, planes, stride, hybrid=False, padding_mode=padding_mode)]
             cin = planes * EXPANSION
-            stage += [HybridBottleneck(cin, planes, 1, (size, size), hybrid=hybrid) for _ in range(blocks - 1)]
+            in_tanh = hybrid and i > 0  # the original's layer1 has no hybrid block
+            stage += [HybridBottleneck(cin, planes, 1, hybrid=in_tanh, padding_mode=padding_mode)
+                      for _ in range(blocks - 1)]
             stages.append(nn.Sequential(*stage))
+            self.stage_sizes.append(size)
         self.stages = nn.Sequential(*stages)
         self.final_size = size
+        for s in sorted(set(self.stage_sizes[1:])):
+            self.register_buffer(f"to_tanh_{s}", polar_to_tanh_points((s, s)), persistent=False)
+            self.register_buffer(f"to_polar_{s}", tanh_to_polar_grid((s, s)), persistent=False)
         self.bn = nn.BatchNorm2d(cin)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(cin * size * size, embedding_size)
@@ -131,8 +159,30 @@ class RTNet(nn.Module):
         for m in self.modules():  # residual branches start at zero: each block starts as identity
             if isinstance(m, HybridBottleneck):
                 nn.init.zeros_(m.expand[1].weight)
+        nn.init.ones_(self.features.weight)  # fixed, as in the original (and iResNet)
+        self.features.weight.requires_grad = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
+    def hybrid_blocks(self) -> int:
+        """How many blocks convolve half their channels in RoI Tanh space (10 for rtnet50)."""
+        return sum(1 for m in self.modules() if isinstance(m, CartesianHalf) and m.tanh_space)
+
+    def _grids(self, size: int, rois: torch.Tensor | None,
+               cache: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        if rois is None:
+            return getattr(self, f"to_tanh_{size}"), getattr(self, f"to_polar_{size}")
+        if size not in cache:
+            cache[size] = (polar_to_tanh_points((size, size), rois), tanh_to_polar_grid((size, size), rois))
+        return cache[size]
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor | None = None) -> torch.Tensor:
+        """``rois``: ``(N, 4)`` or ``(N, 5)`` boxes the polar images were warped with (only their
+        aspect ratios matter); None: a square RoI, as the fixed central box."""
+        if rois is not None:
+            rois = torch.as_tensor(rois, device=x.device).to(torch.float32).reshape(x.shape[0], -1)
+        x = self.stem(x)
+        cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for stage, size in zip(self.stages, self.stage_sizes):
+            for block in stage:
+                x = block(x, self._grids(size, rois, cache) if block.hybrid.tanh_space else None)
         x = self.dropout(torch.flatten(self.bn(x), 1))
         return self.features(self.fc(x))

@@ -1,6 +1,7 @@
 """RoI Tanh warps (Lin et al., "RoI Tanh-polar Transformer Network", arXiv 2102.02717).
 
-Registers ``roi_tanh``, ``roi_tanh_polar`` and ``roi_tanh_circular``. The formulas live in
+Registers ``roi_tanh``, ``roi_tanh_polar`` and ``roi_tanh_circular``, identical to ibug's
+``roi_tanh_warping`` as ``face_embedding`` uses it (pixel conventions in ``mapping``). The formulas live in
 :mod:`facebone.plugins.warps.mapping`; the modules in :mod:`facebone.plugins.warps.modules`
 (imported lazily: this hook module must import fast).
 """
@@ -21,9 +22,13 @@ class RoITanhOptions:
     output_width: int = option(0, "warped image width in pixels (0: the image size)")
     roi_ratio: float = option(0.8, "side of the fixed central RoI as a fraction of the image side, "
                                    "used when no per-sample RoIs are given")
+    fixed_roi: Literal["exact", "ibug"] = option(
+        "exact", "fixed central RoI: exact side roi_ratio x image side, or ibug face_embedding's truncated "
+                 "integer box ((11, 11, 100, 100) at 112 px, 0.8) for models trained with it")
     interpolation: Literal["bilinear", "nearest", "bicubic"] = option("bilinear", "grid_sample interpolation")
     padding_mode: Literal["zeros", "border", "reflection"] = option(
-        "zeros", "what the warp samples outside the source image")
+        "zeros", "what the warp and its restore sample outside the image: zeros = black (-1, as ibug's "
+                 "zero padding before normalisation), border = the nearest edge pixel")
     jitter_shift: float = option(0.0, "training-time RoI jitter: largest centre shift, as a fraction of the RoI size")
     jitter_scale: float = option(0.0, "training-time RoI jitter: largest relative size change (log-uniform)")
     jitter_angle: float = option(0.0, "training-time RoI jitter: largest rotation, in degrees")
@@ -56,7 +61,7 @@ def _builder(space: str):  # type: ignore[no-untyped-def]
         out = (options.output_height or image_size, options.output_width or image_size)
         return RoITanhFamilyWarp(
             space, image_size=image_size, output_size=out, roi_ratio=options.roi_ratio,
-            interpolation=options.interpolation, padding_mode=options.padding_mode,
+            fixed_roi=options.fixed_roi, interpolation=options.interpolation, padding_mode=options.padding_mode,
             keep_aspect_ratio=getattr(options, "keep_aspect_ratio", True),
             jitter_shift=options.jitter_shift, jitter_scale=options.jitter_scale,
             jitter_angle=options.jitter_angle)

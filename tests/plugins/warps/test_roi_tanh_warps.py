@@ -93,11 +93,18 @@ def test_polar_seam(registry: Registry, keep: bool) -> None:
     assert neighbour.median().item() > 1e-4  # the image does vary with angle
 
 
-def test_circular_outside_disc_is_zero(registry: Registry) -> None:
+def test_circular_outside_disc_follows_the_padding(registry: Registry) -> None:
+    """Outside the unit disc the original samples ~10 RoI radii away: black under zeros, the
+    image's edge under border."""
     warp = build(registry, "roi_tanh_circular", image_size=32).eval()
-    out = warp(torch.ones(1, 3, 32, 32), None)
-    assert out[0, :, 0, 0].abs().max() == 0  # corner: outside the disc
-    assert out[0, :, 16, 16].min() > 0.99
+    out = warp(torch.full((1, 3, 32, 32), 0.5), None)
+    assert out[0, :, 0, 0].tolist() == [-1.0] * 3  # corner: outside the disc, black
+    assert out[0, :, 16, 16].min() > 0.49
+    ramp = M.pixel_centres((32, 32))[..., 0][None, None].repeat(1, 3, 1, 1) / 16 - 1  # x ramp in [-1, 1]
+    border = build(registry, "roi_tanh_circular", image_size=32, padding_mode="border").eval()
+    out = border(ramp)
+    assert out[0, 0, 0, 0].item() == pytest.approx(ramp[0, 0, 0, 0].item(), abs=1e-6)  # top-left corner: left edge
+    assert out[0, 0, 16, -1].item() == pytest.approx(ramp[0, 0, 0, -1].item(), abs=1e-6)  # right: right edge
 
 
 @pytest.mark.parametrize("name", SPACES)
