@@ -135,8 +135,14 @@ def roi_crop_matrix(box: np.ndarray, size: int, fixed_roi: Sequence[float]) -> n
     return _frame(box, scale, ((fixed_roi[0] + fixed_roi[2]) / 2, (fixed_roi[1] + fixed_roi[3]) / 2))
 
 
-def fixed_roi(size: int, roi_ratio: float) -> tuple[float, float, float, float]:
-    """The central box covering ``roi_ratio`` of each side of a ``size`` crop."""
+def fixed_roi(size: int, roi_ratio: float, style: str = "exact") -> tuple[float, float, float, float]:
+    """The RoI warps' fixed central box in a ``size`` crop (their ``fixed_roi`` option): side
+    ``roi_ratio x size`` ("exact"), or ibug's truncated integer box ("ibug": side and corners
+    truncated to integers in its integer-centre convention, then +0.5)."""
+    if style == "ibug":
+        side = int(size * roi_ratio)
+        lo, hi = int(0.5 * size - 0.5 * side) + 0.5, int(0.5 * size + 0.5 * side) + 0.5
+        return (lo, lo, hi, hi)
     lo, hi = size * (1 - roi_ratio) / 2, size * (1 + roi_ratio) / 2
     return (lo, lo, hi, hi)
 

@@ -82,6 +82,8 @@ class ModelFacts:
     """The run directory or checkpoint, for messages."""
     run_dir: Path | None
     checkpoint: Path | None
+    fixed_roi: str = "exact"
+    """The RoI warp's fixed central box style (its ``fixed_roi`` option)."""
 
 
 class Predictor:
@@ -183,7 +185,8 @@ class Predictor:
                         prepared.append((i, "roi", image, box[None]))
                     elif self.roi_warp:  # the warp cannot take the box: the crop whose fixed RoI it is
                         size = self.image_size
-                        m = faces.roi_crop_matrix(box, size, faces.fixed_roi(size, self.facts.roi_ratio))
+                        roi = faces.fixed_roi(size, self.facts.roi_ratio, self.facts.fixed_roi)
+                        m = faces.roi_crop_matrix(box, size, roi)
                         prepared.append((i, "crop", warp_affine(image, m, size, method="float")))
                     else:
                         native = faces.margin_crop_side(box, self.box_margin)
@@ -300,7 +303,8 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
                        flip=exp.embed.flip if flip is None else bool(flip), warp=exp.warp.type.split(":")[-1],
                        roi_ratio=float(getattr(exp.warp.options, "roi_ratio", 0.8) or 0.8),
                        batch_size=int(batch_size or exp.embed.batch_size), source=str(run_dir),
-                       run_dir=run_dir, checkpoint=None)
+                       run_dir=run_dir, checkpoint=None,
+                       fixed_roi=str(getattr(exp.warp.options, "fixed_roi", "exact") or "exact"))
     if onnx is not None:
         network = _onnx_network(onnx, facts, threads)
         return Predictor(network, facts, box_margin=box_margin)

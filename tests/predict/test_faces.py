@@ -142,3 +142,46 @@ def test_routing_backbones_get_crops_at_a_size_they_serve() -> None:
     assert faces.served_size(300.0, (112, 56, 28)) == 112
     lm = _landmarks(0)  # template x 0.6: a 67 px face
     assert faces.landmark_native_size(lm) == pytest.approx(112 * 0.6, rel=0.05)
+
+
+def test_fixed_roi_styles_match_the_warps() -> None:
+    from facebone.plugins.warps import mapping
+
+    for size, ratio in ((112, 0.8), (32, 0.7), (96, 0.85)):
+        exact = mapping.fixed_rois(1, (size, size), ratio)[0, :4].tolist()
+        assert np.allclose(faces.fixed_roi(size, ratio), exact, atol=1e-5)
+        assert faces.fixed_roi(size, ratio, "ibug") == mapping.ibug_fixed_box((size, size), ratio)
+    assert faces.fixed_roi(112, 0.8, "ibug") == (11.5, 11.5, 100.5, 100.5)
+
+
+def test_onnx_box_path_is_the_crop_whose_fixed_roi_is_the_box(make_predictor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An ONNX graph has the warp's fixed RoI baked in: a box becomes the crop whose fixed RoI it is.
+    On an image that is black outside that crop (so the full-image warp sees nothing the crop
+    lacks) the embedding is nearly the one PyTorch gets from the box itself (two resamplings
+    instead of one)."""
+    pytest.importorskip("onnxruntime")
+    from facebone.predict.networks import OnnxNetwork
+    from facebone.predict.predictor import Predictor
+    from facebone.weights.onnx import export_onnx
+
+    size = 48
+    torch_predictor, model = make_predictor("roi_tanh", size=size)
+    export_onnx(model, tmp_path / "m.onnx", size)
+    net = OnnxNetwork(tmp_path / "m.onnx", image_size=size, embedding_size=16, flip=True, source="tiny")
+    onnx_predictor = Predictor(net, torch_predictor.facts)
+    boxes = np.array([[30.0, 20.0, 100.0, 95.0, 0.0], [40.0, 30.0, 90.0, 100.0, 0.15]])
+    images = []
+    for box in boxes:
+        image = _photo(130, 140)
+        m = faces.roi_crop_matrix(box, size, faces.fixed_roi(size, 0.8))
+        yy, xx = np.mgrid[0:130, 0:140]
+        u = m[0, 0] * xx + m[0, 1] * yy + m[0, 2]
+        v = m[1, 0] * xx + m[1, 1] * yy + m[1, 2]
+        image[~((u > 0.5) & (u < size - 1.5) & (v > 0.5) & (v < size - 1.5))] = 0
+        images.append(image)
+    a = torch_predictor.embed(images, boxes=boxes)
+    b = onnx_predictor.embed(images, boxes=boxes)
+    assert (a * b).sum(1).min() > 0.99
+    # and the crop path itself: with the same crops both backends agree
+    crops = np.stack([_photo(size, size, seed=s) for s in range(3)])
+    assert np.allclose(net.embed_crops(crops), torch_predictor.network.embed_crops(crops), atol=1e-4)
