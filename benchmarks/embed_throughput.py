@@ -202,9 +202,11 @@ def bench_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         out = out.float().numpy() if hasattr(out, "numpy") else out
         img_s = batch / best[key]
         low = key in ("autocast", "predictor", "predictor_compiled")
+        # int8 runs on integer units: neither float peak bounds it, so no fraction is given
+        fraction = None if "int8" in key else round(flops * img_s / peak["peak_bf16" if low else "peak_fp32"], 3)
         rows[key] = {"img_s": round(img_s, 2), "speedup_vs_fp32": round(best["fp32"] / best[key], 3),
-                     "min_cosine_vs_fp32": cosine_min(ref, out),
-                     "fraction_of_peak": round(flops * img_s / peak["peak_bf16" if low else "peak_fp32"], 3),
+                     "min_cosine_vs_fp32": cosine_min(ref, out), "fraction_of_peak": fraction,
+                     "peak": None if fraction is None else ("bf16" if low else "fp32"),
                      "s_per_batch": [round(t, 3) for t in times[key]]}
     info["peak_gflop_s"] = {k: round(v / 1e9, 1) for k, v in peak.items()}
     counted = [r for k, r in rows.items() if k.startswith("ort") and r["min_cosine_vs_fp32"] >= 0.999]

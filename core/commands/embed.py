@@ -31,13 +31,15 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the run's [train] device)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the library's)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the frozen graph")
+    p.add_argument("--workers", type=int, default=1, help="threads reading images ahead of the network (default 1)")
 
 
 def load_predictor(args: argparse.Namespace) -> Any:
     from facebone.predict.predictor import load
 
     return load(args.run, device=args.device, precision=args.precision, batch_size=args.batch_size,
-                checkpoint=args.checkpoint, onnx=args.onnx, threads=args.threads, compile=args.compile)
+                checkpoint=args.checkpoint, onnx=args.onnx, threads=args.threads, compile=args.compile,
+                workers=args.workers)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

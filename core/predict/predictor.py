@@ -89,9 +89,11 @@ class ModelFacts:
 class Predictor:
     """Embeds faces with a trained model (see the module docstring). Made by :func:`load`."""
 
-    def __init__(self, network: Any, facts: ModelFacts, *, box_margin: float = faces.BOX_MARGIN):
+    def __init__(self, network: Any, facts: ModelFacts, *, box_margin: float = faces.BOX_MARGIN, workers: int = 1):
         self.network = network
         self.facts = facts
+        self.workers = workers
+        """Threads that read and crop the next batch while the network runs this one."""
         self.box_margin = float(box_margin)
         self.embedding_size = facts.embedding_size
         self.image_size = facts.image_size
@@ -142,13 +144,19 @@ class Predictor:
         errors: dict[int, str] = {}
         step = int(batch_size or self.facts.batch_size)
         chunks = [range(s, min(s + step, n)) for s in range(0, n, step)]
-        # decode and crop the next chunk in a thread while the network runs this one
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._prepare, items, per, kind, where, chunks[0]) if chunks else None
+        workers = max(1, int(self.workers))
+
+        def submit(pool: ThreadPoolExecutor, chunk: range) -> list:
+            part = -(-len(chunk) // workers)
+            return [pool.submit(self._prepare, items, per, kind, where, chunk[a:a + part])
+                    for a in range(0, len(chunk), part)]
+
+        # decode and crop the next chunk in threads while the network runs this one
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = submit(pool, chunks[0]) if chunks else []
             for c, chunk in enumerate(chunks):
-                prepared = pending.result()
-                pending = pool.submit(self._prepare, items, per, kind, where, chunks[c + 1]) \
-                    if c + 1 < len(chunks) else None
+                prepared = [entry for f in pending for entry in f.result()]
+                pending = submit(pool, chunks[c + 1]) if c + 1 < len(chunks) else []
                 self._run(prepared, out, errors)
                 if progress is not None:
                     progress(len(chunk))
@@ -282,13 +290,14 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
          batch_size: int | None = None, flip: bool | None = None, channels_last: bool | None = None,
          compile: bool | None = None, checkpoint: str | os.PathLike | None = None,
          onnx: str | os.PathLike | None = None, threads: int | None = None, box_margin: float = faces.BOX_MARGIN,
-         overrides: Sequence[str] = ()) -> Predictor:
+         workers: int = 1, overrides: Sequence[str] = ()) -> Predictor:
     """A :class:`Predictor` for a run directory (its resolved config and latest checkpoint), one
     of a run's checkpoint files, or a backbone safetensors written by `facebone import-weights`.
 
     Defaults come from the run's ``[embed]`` table (precision, batch size, flip, compile);
     ``channels_last`` defaults to true on the CPU. ``onnx``: run this graph (from `facebone
     export`) in ONNX Runtime instead of PyTorch (fp32; the run still gives config and thresholds).
+    ``workers``: threads reading and cropping images ahead of the network.
     """
     from facebone.commands.eval_cmd import latest_checkpoint, open_run
 
@@ -297,7 +306,7 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
     if run_dir is None:
         return _load_backbone_file(ckpt, device=device, precision=precision, batch_size=batch_size,  # type: ignore[arg-type]
                                    flip=flip, channels_last=channels_last, compile=compile, onnx=onnx,
-                                   threads=threads, box_margin=box_margin)
+                                   threads=threads, box_margin=box_margin, workers=workers)
     exp = open_run(run_dir, list(overrides))
     facts = ModelFacts(image_size=int(exp.data.image_size), embedding_size=exp.embedding_size,
                        flip=exp.embed.flip if flip is None else bool(flip), warp=exp.warp.type.split(":")[-1],
@@ -307,7 +316,7 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
                        fixed_roi=str(getattr(exp.warp.options, "fixed_roi", "exact") or "exact"))
     if onnx is not None:
         network = _onnx_network(onnx, facts, threads)
-        return Predictor(network, facts, box_margin=box_margin)
+        return Predictor(network, facts, box_margin=box_margin, workers=workers)
     from facebone.commands.eval_cmd import model_from_checkpoint
 
     ckpt = ckpt or latest_checkpoint(run_dir)
@@ -317,7 +326,7 @@ def load(source: str | os.PathLike, *, device: str | None = None, precision: str
                                     precision=precision or exp.embed.precision,
                                     channels_last=channels_last, run_channels_last=exp.embed.channels_last,
                                     compile=exp.embed.compile if compile is None else compile, threads=threads),
-                     facts, box_margin=box_margin)
+                     facts, box_margin=box_margin, workers=workers)
 
 
 def _onnx_network(path: str | os.PathLike, facts: ModelFacts, threads: int | None) -> Any:
@@ -345,7 +354,7 @@ def _torch_network(model: Any, facts: ModelFacts, *, device: str, precision: str
 
 def _load_backbone_file(path: Path, *, device: str | None, precision: str | None, batch_size: int | None,
                         flip: bool | None, channels_last: bool | None, compile: bool | None, onnx: Any,
-                        threads: int | None, box_margin: float) -> Predictor:
+                        threads: int | None, box_margin: float, workers: int = 1) -> Predictor:
     """A backbone safetensors with facebone metadata (`facebone import-weights`): Cartesian warp,
     flip test on, no saved verification scores."""
     import json
@@ -365,7 +374,7 @@ def _load_backbone_file(path: Path, *, device: str | None, precision: str | None
                        flip=True if flip is None else bool(flip), warp="cartesian", roi_ratio=0.8,
                        batch_size=int(batch_size or 64), source=str(path), run_dir=None, checkpoint=path)
     if onnx is not None:
-        return Predictor(_onnx_network(onnx, facts, threads), facts, box_margin=box_margin)
+        return Predictor(_onnx_network(onnx, facts, threads), facts, box_margin=box_margin, workers=workers)
     from facebone.model.face_model import FaceModel
     from facebone.plugin.build import build_component
     from facebone.plugin.discovery import get_plugins
@@ -375,5 +384,5 @@ def _load_backbone_file(path: Path, *, device: str | None, precision: str | None
                                            image_size=size), model)
     return Predictor(_torch_network(face_model, facts, device=device or "auto", precision=precision or "fp32",
                                     channels_last=channels_last, compile=bool(compile), threads=threads),
-                     facts, box_margin=box_margin)
+                     facts, box_margin=box_margin, workers=workers)
 

@@ -127,6 +127,10 @@ def test_bad_faces_are_reported_and_the_others_embedded(make_predictor, tmp_path
     assert "landmarks: expected 5 (x, y) points" in report.errors[1] and "(4, 2)" in report.errors[1]
     assert str(broken) in report.errors[2] and "cannot decode" in report.errors[2]
     assert np.isfinite(report.embeddings[[0, 3]]).all() and np.isnan(report.embeddings[[1, 2]]).all()
+    predictor.workers = 3  # images read by several threads: same rows, same messages
+    again = predictor.embed_report([good, good, broken, good], landmarks=lms, batch_size=2)
+    assert again.errors == report.errors and np.allclose(again.embeddings[[0, 3]], report.embeddings[[0, 3]], atol=1e-6)
+    predictor.workers = 1
     boxes = [[10, 10, 50, 60], [200, 200, 260, 260], [30, 30, 20, 50]]
     report = predictor.embed_report([good] * 3, boxes=boxes)
     assert report.ok.tolist() == [True, False, False]
