@@ -1,8 +1,9 @@
 """`facebone embed RUN_DIR PATH... --out FEATS.{npy,safetensors,csv}`: embed image files with a trained model.
 
-PATHs are image files and folders (searched recursively). Each face gets one row (the file
-formats: :mod:`facebone.predict.outputs`); ``--boxes`` / ``--landmarks`` tables place the faces
-(several rows of one image: several faces), otherwise each image is an aligned crop. An image
+PATHs are image files and folders (searched recursively). Each face gets one row: .npy (with
+a FEATS.npy.json manifest naming the rows), .safetensors (the manifest in its metadata) or .csv
+(path and face columns). --boxes / --landmarks tables place the faces (several rows of one
+image: several faces), otherwise each image is an aligned crop. An image
 that cannot be read or placed is reported by name and skipped; the others are embedded and
 written, and the command then exits with status 1. An existing --out is refused unless
 --overwrite, which replaces only a file that facebone embed wrote. With --onnx the model runs in
