@@ -177,3 +177,25 @@ def test_import_facebone_stays_light() -> None:
     code = "import sys, facebone; assert callable(facebone.load); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_load_a_checkpoint_file_or_an_imported_backbone(tiny_run: Path, holdout_files: list[Path], tmp_path: Path) -> None:
+    import torch
+
+    import facebone
+    from facebone.errors import ConfigError
+    from facebone.model.build import build_backbone
+    from facebone.weights.keys import save_backbone
+
+    by_file = facebone.load(tiny_run / "checkpoints" / "last.safetensors")
+    assert by_file.facts.run_dir == tiny_run and by_file.threshold(0.1).impostors == 30
+    assert np.allclose(by_file.embed(holdout_files[:2]), facebone.load(tiny_run).embed(holdout_files[:2]), atol=1e-6)
+    torch.manual_seed(0)
+    model = build_backbone("iresnet18", {"width": 8}, embedding_size=24, image_size=32).eval()
+    save_backbone(tmp_path / "b.safetensors", model.state_dict(), backbone="iresnet18", options={"width": 8},
+                  embedding_size=24, image_size=32)
+    bare = facebone.load(tmp_path / "b.safetensors")
+    assert bare.embed(holdout_files[0]).shape == (1, 24) and bare.flip
+    with pytest.raises(ConfigError, match="not a run directory, so no saved verification scores"):
+        bare.verify(holdout_files[0], holdout_files[1])
+    assert bare.verify(holdout_files[0], holdout_files[0], threshold=0.5).same

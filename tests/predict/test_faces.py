@@ -189,3 +189,20 @@ def test_onnx_box_path_is_the_crop_whose_fixed_roi_is_the_box(make_predictor, tm
     # and the crop path itself: with the same crops both backends agree
     crops = np.stack([_photo(size, size, seed=s) for s in range(3)])
     assert np.allclose(net.embed_crops(crops), torch_predictor.network.embed_crops(crops), atol=1e-4)
+
+
+def test_inputs_paths_pil_arrays_one_or_many(make_predictor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    predictor, _ = make_predictor()
+    image = _photo(40, 44)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    one = predictor.embed(image)
+    assert one.shape == (1, 16) and one.dtype == np.float32
+    many = predictor.embed([tmp_path / "a.png", Image.fromarray(image), image, str(tmp_path / "a.png")])
+    assert np.allclose(many, one, atol=1e-6)
+    assert np.allclose(predictor.embed(np.stack([image, image])), one, atol=1e-6)  # (N, H, W, 3)
+    grey = predictor.embed(image[:, :, 0])  # (H, W) grey is repeated to RGB
+    assert np.allclose(grey, predictor.embed(np.repeat(image[:, :, :1], 3, axis=2)), atol=1e-6)
+    with pytest.raises(DataError, match="expected uint8 RGB pixels, got dtype float32"):
+        predictor.embed(image.astype(np.float32))
