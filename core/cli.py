@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
 from typing import Sequence
 
 from facebone import __version__
@@ -22,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate face-recognition backbones from TOML experiments.",
     )
     parser.add_argument("--version", action="version", version=f"facebone {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks, also of plugin errors (sets FACEBONE_DEBUG=1; may follow "
+                             "the command too)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import facebone.commands as commands
@@ -34,12 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _take_debug_flag(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` (accepted before or after the command), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    found = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if not (i < end and a == "--debug")], found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv, debug = _take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    if debug:
+        os.environ["FACEBONE_DEBUG"] = "1"
     try:
         result = args.func(args)
     except FaceboneError as exc:
+        if os.environ.get("FACEBONE_DEBUG", "").strip() not in ("", "0"):
+            traceback.print_exc()
         print(f"facebone: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

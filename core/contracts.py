@@ -41,6 +41,31 @@ evaluator
     ``evaluate(embedder: Embedder, context: EvalContext) -> dict[str, float]``: a flat dict of
     metric name -> float (the core prefixes nothing; use distinct names such as
     ``"lfw/accuracy"``). Artifacts (scores, plots, JSON) go under ``context.out_dir``.
+    An evaluator that raises does not stop the others: its error is recorded in
+    ``results.json`` under ``"eval_errors"`` and reported after the others have run.
+
+``summary.json`` (what ``facebone compare`` reads)
+    An evaluator whose results should be comparable across runs writes
+    ``context.out_dir/summary.json`` (``RUN_DIR/eval/<name>/summary.json``) with
+    :func:`facebone.metrics.artifacts.save_summary`::
+
+        {
+          "evaluator": "verification",                # the evaluator's type
+          "metrics": {"lfw/accuracy": 0.99, ...},     # the dict it returned (null for NaN/Inf)
+          "sets": {                                   # one entry per score set; {} if none
+            "lfw": {
+              "scores": "lfw_scores.npy",             # float (P,): higher = more likely the same identity
+              "labels": "lfw_labels.npy",             # bool (P,): True = same identity
+              "accuracy": 0.99, "accuracy_std": 0.004 # optional: compare's Acc columns
+            }
+          }
+        }
+
+    File names are relative to ``out_dir``; the two arrays have the same length (``.npy``,
+    no pickle). Compare prints TPR at FPR, AUC and EER of every set and plots its ROC; with
+    ``"sets": {}`` it prints the numeric ``metrics`` instead (identification). Anything it
+    cannot read (no ``summary.json``, a set without both files, unreadable or mismatched
+    arrays) is skipped with a warning naming the file.
 """
 from __future__ import annotations
 

@@ -41,3 +41,11 @@ class MissingDependencyError(PluginError):
         self.package = package
         how = f"pip install 'facebone[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{component} needs the optional package '{package}', which is not installed: {how}")
+
+
+class WriteError(DataError):
+    """A file could not be written (disk full, quota, read-only, a directory in the way)."""
+
+
+class EvaluationError(FaceboneError):
+    """One or more evaluators failed; the others' metrics and the checkpoint were kept."""

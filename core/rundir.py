@@ -24,7 +24,7 @@ from facebone import __version__
 
 from facebone.experiment import tomlio
 from facebone.errors import ConfigError
-from facebone.io import atomic_write_json, atomic_write_text
+from facebone.io import atomic_write_json, atomic_write_text, non_finite, remove_stale_tmp
 
 STEP_CHECKPOINT = re.compile(r"^step_(\d+)\.safetensors$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
@@ -151,7 +151,11 @@ class RunDir:
         return False
 
     def acquire(self) -> None:
-        """Hold this run's lock until the process ends (released even on kill -9)."""
+        """Hold this run's lock until the process ends (released even on kill -9).
+
+        Once held, no other process writes here, so temporary files that a killed write left
+        behind (facebone's ``.NAME.*.tmp``) are removed.
+        """
         if self._lock_fd is not None:
             return
         fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -161,6 +165,25 @@ class RunDir:
             os.close(fd)
             raise ConfigError(f"{self.path}: another facebone process is using this run directory") from None
         self._lock_fd = fd
+        self.clean_stale_tmp()
+
+    def clean_stale_tmp(self) -> list[Path]:
+        """Remove facebone's temporary files in the run and its checkpoints folder."""
+        return [*remove_stale_tmp(self.path), *remove_stale_tmp(self.checkpoints)]
+
+    def holds_results(self) -> bool:
+        """True when the run has something worth keeping: a checkpoint or recorded results."""
+        return self.latest_checkpoint() is not None or self.results.is_file()
+
+    def is_reusable(self) -> bool:
+        """True for a facebone run that failed or was killed before it saved anything.
+
+        Such a directory (no checkpoint, no results, not in use) holds only the files facebone
+        wrote when it started, so the next run of the same name takes its place.
+        """
+        return (self.path.is_dir() and not self.path.is_symlink() and self.is_run()
+                and self.status().get("status") in ("failed", "running") and not self.is_active()
+                and not self.holds_results())
 
     def release(self) -> None:
         if self._lock_fd is not None:
@@ -173,7 +196,9 @@ class RunDir:
         """A new run directory ``output_dir/name`` (``name-2``, ``name-3``... if taken), locked.
 
         With ``overwrite``, an existing ``output_dir/name`` is deleted first, but only if facebone
-        marked it as a run and no process is using it; anything else there is refused.
+        marked it as a run and no process is using it; anything else there is refused. A run
+        directory that failed (or was killed) before saving anything is reused
+        (:meth:`is_reusable`) instead of taking the name, so retries do not pile up.
         """
         problem = check_run_name(name)
         if problem:
@@ -181,7 +206,10 @@ class RunDir:
         base = Path(output_dir)
         if base.exists() and not base.is_dir():
             raise ConfigError(f"[experiment] output_dir {base}: exists and is not a directory")
-        base.mkdir(parents=True, exist_ok=True)
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"[experiment] output_dir {base}: cannot create it ({exc.strerror})") from None
         candidate = base / name
         if overwrite and (candidate.exists() or candidate.is_symlink()):
             old = cls(candidate)
@@ -194,12 +222,17 @@ class RunDir:
             shutil.rmtree(candidate)
         n = 1
         while True:
+            if cls(candidate).is_reusable():
+                shutil.rmtree(candidate, ignore_errors=True)  # ours, inactive, nothing saved
             try:
                 candidate.mkdir()
                 break
             except FileExistsError:
                 n += 1
                 candidate = base / f"{name}-{n}"
+            except OSError as exc:
+                raise ConfigError(f"[experiment] output_dir {base}: cannot create {candidate.name} "
+                                  f"({exc.strerror})") from None
         run = cls(candidate)
         run.acquire()
         run.set_status("running", pid=os.getpid())
@@ -225,16 +258,43 @@ class RunDir:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{self.results}: not valid JSON ({exc})") from None
 
-    def record_results(self, metrics: dict[str, float], *, step: int, checkpoint: str | None) -> dict[str, Any]:
-        """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically."""
+    def record_results(self, metrics: dict[str, float], *, step: int, checkpoint: str | None,
+                       errors: dict[str, str] | None = None) -> dict[str, Any]:
+        """Merge ``metrics`` into ``results.json`` (latest values plus a history), atomically.
+
+        JSON has no NaN: a non-finite metric is written as ``null`` and ``"non_finite"`` says
+        which value it was. ``errors`` ({evaluator name: message}) of failed evaluators replace
+        the previous ones under ``"eval_errors"``.
+        """
         results = self.read_results()
         results.setdefault("metrics", {}).update(metrics)
         results["step"] = step
         if checkpoint is not None:
             results["checkpoint"] = checkpoint
-        results.setdefault("history", []).append({"step": step, "metrics": metrics})
+        bad = non_finite(metrics)
+        nulls = {k: v for k, v in results.get("non_finite", {}).items() if k not in metrics}
+        nulls.update({k: f"{v}: JSON cannot hold it, written as null" for k, v in bad.items()})
+        if nulls:
+            results["non_finite"] = nulls
+        else:
+            results.pop("non_finite", None)
+        if errors:
+            results["eval_errors"] = dict(errors)
+        else:
+            results.pop("eval_errors", None)
+        entry: dict[str, Any] = {"step": step, "metrics": metrics}
+        if errors:
+            entry["eval_errors"] = dict(errors)
+        results.setdefault("history", []).append(entry)
         atomic_write_json(self.results, results)
         return results
+
+    def add_warnings(self, warnings: list[str]) -> None:
+        """Add ``warnings`` (lines a user must see, e.g. a loss that never fell) to ``results.json``."""
+        results = self.read_results()
+        known = results.setdefault("warnings", [])
+        known.extend(w for w in warnings if w not in known)
+        atomic_write_json(self.results, results)
 
 
 def _git_commit() -> str | None:

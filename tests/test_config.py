@@ -112,3 +112,98 @@ def test_component_check_hook_runs_at_validation(write_toml, tmp_path, monkeypat
     path = write_toml(GOOD.format(train=tmp_path))
     with pytest.raises(ConfigError, match=r"\[backbone\] \(backbone 'iresnet18'\): needs warp x, got cartesian"):
         load_experiment(path, plugins=PLUGINS)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "/etc/passwd", "~root"])
+def test_unsafe_run_names_are_refused_at_validation(write_toml, tmp_path, name):
+    path = write_toml(GOOD.format(train=tmp_path).replace('name = "t"', f'name = "{name}"'))
+    with pytest.raises(ConfigError, match=rf"\[experiment\]: key 'name': run name '{name}' is not one safe path"):
+        load_experiment(path, plugins=PLUGINS)
+
+
+def test_the_default_name_of_a_file_like_dotdot_toml_is_refused(write_toml, tmp_path):
+    path = write_toml(GOOD.format(train=tmp_path).replace('name = "t"\n', ""), name="..toml")
+    with pytest.raises(ConfigError, match=r"key 'name' is not set and the default, the file name '\.', is unusable"):
+        load_experiment(path, plugins=PLUGINS)
+    assert load_experiment(path, ["experiment.name=ok"], plugins=PLUGINS).name == "ok"
+
+
+def test_byte_order_mark_and_non_regular_files(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.format(train=tmp_path).encode())
+    assert load_experiment(path, plugins=PLUGINS).name == "t"
+    with pytest.raises(ConfigError, match="/dev/null: not a regular file"):
+        load_experiment("/dev/null", plugins=PLUGINS)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("train.log_every=0", "key 'log_every' must be positive"),
+    ("experiment.seed=-1", "key 'seed' must be a non-negative integer"),
+    ("train.max_steps=-1", "key 'max_steps' must be >= 0"),
+    ("train.warmup_epochs=-0.5", "key 'warmup_epochs' must be >= 0"),
+    ("train.checkpoint_every=-3", "key 'checkpoint_every' must be >= 0"),
+    ("train.eval_every=-3", "key 'eval_every' must be >= 0"),
+    ("train.lr=inf", "key 'lr' must be a finite number"),
+    ("train.weight_decay=nan", "key 'weight_decay' must be a finite number"),
+])
+def test_numbers_out_of_range(write_toml, tmp_path, override, match):
+    path = write_toml(GOOD.format(train=tmp_path))
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(path, [override], plugins=PLUGINS)
+
+
+def test_component_checks_name_the_eval_entry_and_come_with_the_other_problems(write_toml, tmp_path):
+    (tmp_path / "lfw.bin").write_bytes(b"")
+    path = write_toml(GOOD.format(train=tmp_path) + '[[eval]]\ntype = "verification"\ntargets = ["lfw"]\n'
+                      '[[eval]]\ntype = "verification"\nname = "v2"\ntargets = ["agedb_30", "lfw"]\n')
+    assert len(load_experiment(path, ['eval.1.targets=["lfw"]'], plugins=PLUGINS).evals) == 2
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path, ["train.lr=-1"], plugins=PLUGINS)
+    assert len(info.value.problems) == 2
+    assert "key 'lr' must be positive" in info.value.problems[0]
+    assert info.value.problems[1].endswith(f"[[eval]] #2 (evaluator 'verification'): key 'targets': 'agedb_30' -> "
+                                           f"{tmp_path / 'agedb_30.bin'} does not exist (a verification .bin)")
+
+
+def test_synthetic_holdout_need_not_exist_yet_but_a_real_pack_is_protected(write_toml, tmp_path):
+    synth = '[data.synth]\nidentities = 4\n[[eval]]\ntype = "verification"\ntargets = ["holdout"]\n'
+    path = write_toml(GOOD.format(train=tmp_path / "new").replace("[backbone]", synth.split("[[eval]]")[0]
+                                                                   + "[backbone]") + "[[eval]]" + synth.split("[[eval]]")[1])
+    assert load_experiment(path, plugins=PLUGINS).synth is not None
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "train.rec").write_bytes(b"real")
+    with pytest.raises(ConfigError, match=r"\[data.synth\]: \[data\] train '.*pack' is not empty and holds no "):
+        load_experiment(path, [f'data.train="{tmp_path / "pack"}"'], plugins=PLUGINS)
+
+
+def test_changing_an_evals_type_drops_the_name_derived_from_the_old_type(write_toml, tmp_path):
+    from facebone.experiment.config import _rename_retyped_evals
+
+    before = {"eval": [{"type": "ijb", "name": "ijb", "root": "x"}, {"type": "ijb", "name": "mine"}]}
+    after = {"eval": [{"type": "ijb_identification", "name": "ijb", "root": "x"},
+                      {"type": "ijb_identification", "name": "mine"}]}
+    _rename_retyped_evals(before, after)
+    assert after["eval"] == [{"type": "ijb_identification", "root": "x"},
+                             {"type": "ijb_identification", "name": "mine"}]  # a chosen name is kept
+
+
+def test_a_plugin_reusing_a_builtin_name_makes_it_ambiguous_and_dist_name_picks(write_toml, tmp_path, monkeypatch):
+    """What the README warns about: registering 'verification' shadows the built-in everywhere."""
+    import facebone
+    from facebone.plugin.discovery import load_plugins as load
+    from fb_testing import install_module, make_entry_point
+    from importlib.metadata import entry_points
+
+    @facebone.hookimpl
+    def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
+        registry.add("verification", lambda options, **runtime: None, summary="a plugin's own verification")
+
+    install_module(monkeypatch, "tp_shadow", facebone_evaluators=facebone_evaluators)
+    plugins = load([*entry_points(group="facebone"), make_entry_point("shadow", "tp_shadow", dist="my-dist")])
+    (tmp_path / "lfw.bin").write_bytes(b"")
+    path = write_toml(GOOD.format(train=tmp_path) + '[[eval]]\ntype = "verification"\ntargets = ["lfw"]\n')
+    with pytest.raises(ConfigError, match=r"\[\[eval\]\] #1: key 'type': evaluator 'verification' is provided by "
+                                          "both .*pick one with .*'facebone:verification'"):
+        load_experiment(path, plugins=plugins)
+    exp = load_experiment(path, ['eval.0.type="facebone:verification"'], plugins=plugins)
+    assert exp.evals[0].component.provider.dist == "facebone" and exp.evals[0].core["name"] == "verification"

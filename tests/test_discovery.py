@@ -80,6 +80,38 @@ def test_duplicate_names_across_plugins(monkeypatch):
     assert plugins.get("backbone", "dist-b:tiny").provider.dist == "dist-b"
 
 
+def test_hook_name_typo_suggests_the_right_one(monkeypatch):
+    @facebone.hookimpl
+    def facebone_backbone(registry):
+        pass
+
+    install_module(monkeypatch, "tp_typo", facebone_backbone=facebone_backbone)
+    [failure] = load_plugins([make_entry_point("typo", "tp_typo")]).failures
+    assert failure.stage == "hooks"
+    assert "'facebone_backbone' is not a facebone hook (did you mean 'facebone_backbones'" in failure.error
+
+
+def test_hooks_without_the_marker_are_reported(monkeypatch):
+    def facebone_heads(registry):
+        pass
+
+    install_module(monkeypatch, "tp_plain", facebone_heads=facebone_heads)
+    [failure] = load_plugins([make_entry_point("plain", "tp_plain")]).failures
+    assert "function 'facebone_heads' lacks the @facebone.hookimpl decorator" in failure.error
+    install_module(monkeypatch, "tp_none", helper=lambda: None)
+    [failure] = load_plugins([make_entry_point("none", "tp_none")]).failures
+    assert "has no @facebone.hookimpl hook" in failure.error
+
+
+def test_a_misspelt_unmarked_hook_is_reported_too(monkeypatch):
+    def facebone_evaluator(registry):
+        pass
+
+    install_module(monkeypatch, "tp_both", facebone_evaluator=facebone_evaluator, facebone_heads=_tiny_backbones)
+    [failure] = load_plugins([make_entry_point("both", "tp_both")]).failures
+    assert "'facebone_evaluator' lacks the @facebone.hookimpl decorator (and is not a hook name" in failure.error
+
+
 @pytest.mark.parametrize("declared, loads", [(None, True), ("1.0", True), ("1.9", False), ("2.0", False),
                                              ("0.1", False), ("one", False)])
 def test_plugin_api_version(monkeypatch, declared, loads):

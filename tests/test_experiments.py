@@ -21,8 +21,17 @@ def test_there_are_experiments() -> None:
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_validates(path: Path) -> None:
     """Everything but the presence of the data (real data sets are not here) is checked."""
+    skip_without_optional_packages(path)
     exp = load_experiment(path, check_paths=False)
     assert exp.name
+
+
+def skip_without_optional_packages(path: Path) -> None:
+    import importlib.util
+
+    backbone = tomlio.loads(path.read_text()).get("backbone", {}).get("type")
+    if backbone == "timm" and importlib.util.find_spec("timm") is None:
+        pytest.skip("timm is not installed (pip install 'facebone[timm]')")
 
 
 def smoke_overrides(path: Path, data: Path) -> list[str]:
@@ -43,6 +52,7 @@ def smoke_overrides(path: Path, data: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_runs_a_few_steps(path: Path, tmp_path: Path) -> None:
+    skip_without_optional_packages(path)
     data = tmp_path / "data"
     raw = tomlio.loads(path.read_text())
     if "synth" not in raw.get("data", {}):

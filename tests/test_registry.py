@@ -80,3 +80,39 @@ def test_normalise_kind():
     assert normalise_kind("evaluator") == "evaluator"
     with pytest.raises(PluginError, match="did you mean 'head'"):
         normalise_kind("heds")
+
+
+@pytest.mark.parametrize("bad_factory, match", [
+    (lambda options: None, r"must accept \*\*runtime"),
+    (lambda options, *, embedding_size: None, r"must accept \*\*runtime"),
+    (lambda **runtime: None, "must take the options as its first parameter"),
+    (lambda options, image_size, **runtime: None, "required positional parameter 'image_size'"),
+])
+def test_factory_signatures_are_checked_at_add(bad_factory, match):
+    reg = Registry("backbone")
+    with pytest.raises(PluginError, match=rf"backbone 'net': factory .* {match}"):
+        reg.add("net", bad_factory, summary="s")
+    assert "net" not in reg
+
+
+def test_good_factory_signatures():
+    import functools
+
+    def build(depth, options, *, embedding_size=512, **runtime):  # type: ignore[no-untyped-def]
+        return depth
+
+    class Builder:
+        def __call__(self, options, **runtime):  # type: ignore[no-untyped-def]
+            return options
+
+    reg = Registry("backbone")
+    reg.add("a", functools.partial(build, 50), summary="partial")
+    reg.add("b", Builder(), summary="callable object")
+    reg.add("c", lambda options, *args, **kw: None, summary="varargs")
+    assert reg.names() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("name", ["bad name!", "", " x", "x:y", "../x", "-x", "a" * 101, "é"])
+def test_component_names_are_validated(name):
+    with pytest.raises(PluginError, match="is invalid: use letters, digits and _ . -"):
+        Registry("head").add(name, factory, summary="s")

@@ -76,3 +76,21 @@ def test_read_safetensors_takes_the_backbone_out_of_a_run_checkpoint(tmp_path) -
     state, _ = read_safetensors(tmp_path / "last.safetensors")
     assert set(state) == set(backbone.state_dict())
     load_into(build_backbone("iresnet18", {"width": 8}, embedding_size=16), state, "last.safetensors")
+
+
+def test_non_finite_and_integer_weights_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = build_backbone("iresnet18", {"width": 8}, embedding_size=16)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[key].view(-1)[3] = float("inf")
+    report = compare(state, model.state_dict())
+    assert report.non_finite == [key] and not report.ok and f"NaN or Inf (e.g. {key})" in report.summary()
+    with pytest.raises(DataError, match=rf"NaN or Inf \(e.g. {key}\)"):
+        load_into(model, state, "w")
+    state[key] = torch.ones_like(state[key], dtype=torch.int32)
+    report = compare(state, model.state_dict())
+    assert report.wrong_dtype == [(key, "int32", "float32")] and report.non_finite == []
+    counters = {k: v for k, v in model.state_dict().items()}
+    assert compare(counters, model.state_dict()).ok  # int64 num_batches_tracked is what the model holds
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    assert compare(half, model.state_dict()).ok  # another float precision is fine

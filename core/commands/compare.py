@@ -6,6 +6,7 @@ evaluators; see :mod:`facebone.metrics.artifacts`); no embedding is recomputed.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,42 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default="compare_roc.png", help="PNG of all ROC curves (default: %(default)s)")
     p.add_argument("--fpr", type=float, nargs="+", default=None, metavar="FPR",
                    help="FPR columns (default: 1e-6 .. 1e-1)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out even if it is not a plot facebone wrote")
     p.set_defaults(func=run_compare)
 
 
-def eval_dirs(run: Path) -> list[Path]:
-    """Evaluator output directories of a run (``run/eval/*`` with a summary.json), or ``run`` itself."""
+def eval_dirs(run: Path, warn: Any = None) -> list[Path]:
+    """Evaluator output directories of a run (``run/eval/*`` with a summary.json), or ``run`` itself.
+
+    ``warn(message)`` hears of evaluator folders without a ``summary.json``.
+    """
     if not run.is_dir():
         raise DataError(f"{run}: run directory not found")
     if (run / "summary.json").is_file():
         return [run]
-    found = sorted(p.parent for p in (run / "eval").glob("*/summary.json"))
+    found = []
+    for d in sorted((run / "eval").glob("*")):
+        if (d / "summary.json").is_file():
+            found.append(d)
+        elif d.is_dir() and warn is not None:
+            warn(f"{d}: no summary.json, skipped (compare reads the layout described in facebone.contracts)")
     if not found:
         raise DataError(f"{run}: no saved evaluation (expected {run / 'eval'}/<evaluator>/summary.json)")
     return found
 
 
-def collect(runs: list[Path], fprs: tuple[float, ...]) -> tuple[list[dict[str, Any]], list[tuple[str, Any, Any]],
-                                                                 list[tuple[str, dict[str, float]]]]:
-    """Rows of the table, ROC curves, and other metrics (identification) of every run."""
+def _warn(message: str) -> None:
+    print(f"facebone: warning: {message}", file=sys.stderr)
+
+
+def collect(runs: list[Path], fprs: tuple[float, ...], warn: Any = _warn) -> tuple[
+        list[dict[str, Any]], list[tuple[str, Any, Any]], list[tuple[str, dict[str, float]]]]:
+    """Rows of the table, ROC curves, and other metrics (identification) of every run.
+
+    What cannot be read (a broken summary.json, a set entry without score files, unreadable
+    or mismatched arrays) is skipped with ``warn(message)`` naming the file.
+    """
     from facebone.metrics import roc
     from facebone.metrics.artifacts import load_scores, load_summary
 
@@ -46,13 +65,22 @@ def collect(runs: list[Path], fprs: tuple[float, ...]) -> tuple[list[dict[str, A
         names = [str(r) for r in runs]
     rows, curves, others = [], [], []
     for run, run_name in zip(runs, names):
-        for d in eval_dirs(run):
-            summary = load_summary(d)
+        for d in eval_dirs(run, warn):
+            try:
+                summary = load_summary(d)
+            except DataError as exc:
+                warn(f"{exc}; skipped")
+                continue
             sets = summary.get("sets", {})
             for set_name, entry in sets.items():
-                if not isinstance(entry, dict) or "scores" not in entry:
+                if not isinstance(entry, dict) or "scores" not in entry or "labels" not in entry:
+                    warn(f"{d / 'summary.json'}: set '{set_name}' names no 'scores' and 'labels' files; skipped")
                     continue
-                labels, scores = load_scores(d, entry)
+                try:
+                    labels, scores = load_scores(d, entry)
+                except DataError as exc:
+                    warn(f"{exc}; set '{set_name}' skipped")
+                    continue
                 fpr, tpr, _ = roc.roc_curve(labels, scores)
                 row = {"run": run_name, "set": set_name,
                        **{roc.format_rate(f): float(t) for f, t in zip(fprs, roc.tpr_at_fpr(fpr, tpr, fprs))},
@@ -62,8 +90,15 @@ def collect(runs: list[Path], fprs: tuple[float, ...]) -> tuple[list[dict[str, A
                     row["Acc std"] = float(entry.get("accuracy_std", float("nan")))
                 rows.append(row)
                 curves.append((f"{run_name} {set_name}", fpr, tpr))
-            if not sets and summary.get("metrics"):
-                others.append((f"{run_name} {summary.get('evaluator', d.name)}", summary["metrics"]))
+            metrics = summary.get("metrics")
+            if not sets and isinstance(metrics, dict) and metrics:
+                numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                if len(numbers) < len(metrics):
+                    warn(f"{d / 'summary.json'}: {len(metrics) - len(numbers)} metric(s) that are not numbers "
+                         "(null: NaN or Inf when evaluated); skipped")
+                others.append((f"{run_name} {summary.get('evaluator', d.name)}", numbers))
+            elif not sets:
+                warn(f"{d / 'summary.json'}: neither score sets nor metrics; skipped")
     return rows, curves, others
 
 
@@ -88,8 +123,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def run_compare(args: argparse.Namespace) -> int:
     from facebone.metrics.roc import DEFAULT_FPRS
 
+    from facebone.io import check_output_file
+    from facebone.metrics.plots import is_facebone_png
+
     fprs = tuple(args.fpr) if args.fpr else DEFAULT_FPRS
     runs = [Path(r) for r in args.runs]
+    out = Path(args.out)
+    check_output_file(out, force=args.force or is_facebone_png(out), what="--out")
     rows, curves, others = collect(runs, fprs)
     if rows:
         print("TPR at FPR, AUC, EER and accuracy in %")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,13 @@ def describe(path: Path) -> dict[str, Any]:
     out = {"path": str(path), "kind": "recordio" if src.layout != "folder" else "folder",
            "layout": src.layout, "images": len(src), "identities": int(len(set(src.labels.tolist()))),
            "num_classes": int(src.num_classes), "image_size": list(src.image_size)}
+    declared = getattr(src, "property_size", None)
+    if declared is not None and tuple(declared) != tuple(src.image_size):
+        out["property_image_size"] = list(declared)
+    if getattr(src, "skipped", None):
+        out["skipped"] = dict(src.skipped)
+    if getattr(src, "notes", None):
+        out["notes"] = list(src.notes)
     return out
 
 
@@ -93,9 +101,12 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(facts, indent=2))
     else:
+        notes = facts.pop("notes", [])
         width = max(len(k) for k in facts)
         for k, v in facts.items():
-            print(f"{k:<{width}}  {'x'.join(map(str, v)) if k == 'image_size' and v else v}")
+            print(f"{k:<{width}}  {'x'.join(map(str, v)) if k.endswith('image_size') and v else v}")
+        for note in notes:
+            print(f"facebone: note: {note}", file=sys.stderr)
     return 0
 
 

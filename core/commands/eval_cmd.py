@@ -96,7 +96,14 @@ def evaluate(args: argparse.Namespace) -> int:
         run_dir = RunDir.create(exp.experiment.output_dir, f"{exp.name}-eval")
         run_dir.write_run_files(exp, args.overrides, plugins)
     log(f"evaluating {checkpoint}")
-    metrics = run_evaluators(exp, model, run_dir, device, step=-1, checkpoint=str(checkpoint), log=log)
+    try:
+        rerun = None if target.is_dir() else f"facebone eval {target} --checkpoint {checkpoint}"
+        metrics = run_evaluators(exp, model, run_dir, device, step=-1, checkpoint=str(checkpoint), log=log,
+                                 rerun=rerun)
+    except BaseException as exc:
+        if not target.is_dir():
+            run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     if not target.is_dir():
         run_dir.set_status("finished")
     print(format_metrics_table(metrics))

@@ -24,7 +24,17 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--set", action="append", default=[], metavar="backbone.KEY=VALUE", help="backbone option")
     p.add_argument("--image-size", type=int, default=None, help="input size (default: metadata, else 112)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=run)
+
+
+def check_onnx_output(args: argparse.Namespace, *inputs) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a bad --onnx path or --opset before anything is built."""
+    from facebone.io import check_output_file
+    from facebone.weights.onnx import check_opset
+
+    check_output_file(args.onnx, force=args.force, inputs=inputs, what="--onnx")
+    check_opset(args.opset)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.checkpoint).is_dir():
         return export_run(args)
+    check_onnx_output(args, args.checkpoint)
     state, meta = read_safetensors(args.checkpoint)
     name = args.backbone or meta.get("backbone")
     if not name:
@@ -64,6 +75,7 @@ def export_run(args: argparse.Namespace) -> int:
     if args.backbone or args.set or args.image_size:
         raise ConfigError(f"{run_dir}: --backbone, --set and --image-size apply to a checkpoint file; a run "
                           "directory's experiment fixes them")
+    check_onnx_output(args)
     exp = open_run(run_dir)
     model = model_from_checkpoint(exp, latest_checkpoint(run_dir))
     result = export_onnx(model, args.onnx, exp.data.image_size, opset=args.opset)

@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
     from facebone.experiment.overrides import parse_sets
     from facebone.model.build import build_for_state
-    from facebone.errors import DataError, FaceboneError
+    from facebone.errors import DataError
     from facebone.plugin.options import options_to_dict
     from facebone.weights.keys import compare, read_torch_state_dict, save_backbone
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FaceboneError(f"{out} exists; pass --force to overwrite it")
+    from facebone.io import check_output_file
+
+    out = check_output_file(args.out, force=args.force, inputs=(args.path,), what="OUT")
     state = convert(args.source, read_torch_state_dict(args.path), args.backbone)
     table = parse_sets(args.set)
     model = build_for_state(args.backbone, table, state, embedding_size=args.embedding_size,

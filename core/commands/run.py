@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facebone.errors import DataError
+from facebone.errors import DataError, FaceboneError
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,11 @@ def prepare_data(exp) -> None:  # type: ignore[no-untyped-def]
 
     from facebone.data.synth import generate_synthetic
 
-    info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
+    try:
+        info = generate_synthetic(exp.data.train, image_size=exp.data.image_size, **asdict(exp.synth))
+    except DataError as exc:
+        raise DataError(f"{exp.source} [data.synth]: {exc}; point [data] train elsewhere or remove [data.synth]") \
+            from None
     action = "reused" if info.get("reused") else "generated"
     log(f"synthetic data {action} in {exp.data.train}: {exp.synth.identities} identities x "
         f"{exp.synth.images_per_identity} images at {exp.data.image_size}px, {exp.synth.pairs} held-out pairs")
@@ -60,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         metrics = Trainer(exp, run_dir, log=log, progress=not args.no_progress).fit()
     except BaseException as exc:
-        run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        try:
+            run_dir.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        except FaceboneError:  # e.g. the disk is full: the original error says more
+            pass
         raise
     run_dir.set_status("finished")
     print(format_metrics_table(metrics))

@@ -3,6 +3,7 @@ PIL as the fallback. Every decoder returns RGB uint8."""
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from typing import Callable
 
@@ -50,6 +51,7 @@ def decode_image(data: bytes, *, decoder: str = "auto", where: str = "image") ->
         raise DataError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
     if not data:
         raise DataError(f"{where}: empty record, not an image")
+    check_pixels(data, where)
     errors = []
     order = ["torchvision", "pil"] if decoder == "auto" else [decoder]
     for name in order:
@@ -65,6 +67,65 @@ def decode_image(data: bytes, *, decoder: str = "auto", where: str = "image") ->
     raise DataError(f"{where}: not a decodable image ({len(data)} bytes; {'; '.join(errors)})")
 
 
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+"""JPEG start-of-frame markers (they carry the image size)."""
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(H, W) from a PNG or JPEG header, read without decoding; None for other or odd data."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", data[16:24])
+            return h, w
+        return None
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return h, w
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return None
+
+
+def check_pixels(data: bytes, where: str) -> None:
+    """DataError if the encoded image declares more pixels than :data:`facebone.limits.MAX_IMAGE_PIXELS`.
+
+    Read from the header (PNG and JPEG directly, other formats through PIL's lazy open), before
+    any decoder allocates the image.
+    """
+    from facebone.limits import MAX_IMAGE_PIXELS
+
+    size = header_size(data)
+    if size is None and data[:2] != b"\xff\xd8" and data[:4] != b"\x89PNG":
+        try:
+            from PIL import Image
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as im:
+                    size = (im.height, im.width)
+        except Exception:  # noqa: BLE001 - not an image PIL knows: the decoders say so
+            return
+    if size is None:
+        return
+    h, w = size
+    if h * w > MAX_IMAGE_PIXELS.value():
+        raise DataError(f"{where}: image of {w}x{h} pixels is too large to decode ({MAX_IMAGE_PIXELS.hint()})")
+
+
 def to_network_range(img: torch.Tensor) -> torch.Tensor:
     """uint8 RGB -> float32 in [-1, 1] as ``(x/255 - 0.5)/0.5``: the one normalisation that
     training and embedding share."""
@@ -75,11 +136,17 @@ def probe_size(data: bytes, where: str) -> tuple[int, int]:
     """(H, W) of an encoded image from its header; DataError naming ``where`` if unreadable."""
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return (im.height, im.width)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a data error
-        raise DataError(f"{where}: not a decodable image ({exc})") from None
+    size = header_size(data)
+    if size is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as im:
+                    size = (im.height, im.width)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a data error
+            raise DataError(f"{where}: not a decodable image ({exc})") from None
+    check_pixels(data, where)
+    return size
 
 
 def resize_uint8(img: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
@@ -102,6 +169,12 @@ def decode_many(bins: list[bytes], *, size: int | tuple[int, int] | None = None,
     hw = (size, size) if isinstance(size, int) else (tuple(size) if size is not None else None)
     first = decode_image(bins[0], decoder=decoder, where=where(0))
     hw = hw or tuple(first.shape[-2:])
+    from facebone.limits import MAX_DECODED_BYTES
+
+    need = len(bins) * hw[0] * hw[1] * 3
+    if need > MAX_DECODED_BYTES.value():
+        raise DataError(f"{where(0)}: {len(bins)} images of {hw[1]}x{hw[0]} would take {need:,} bytes decoded "
+                        f"({MAX_DECODED_BYTES.hint()})")
     out = np.empty((len(bins), hw[0], hw[1], 3), np.uint8)
     view = torch.from_numpy(out).permute(0, 3, 1, 2)
     for i, b in enumerate(bins):

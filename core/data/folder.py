@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from facebone.errors import DataError
+from facebone.data.labels import check_class_count
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -32,13 +33,31 @@ class ImageFolder:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: not a directory")
-        dirs = sorted(d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        self.skipped: dict[str, int] = {}
+        self._examples: dict[str, str] = {}
+        dirs = []
+        for entry in self._scan(self.root):
+            if entry.is_dir():
+                dirs.append(Path(entry.path))
+            else:
+                self._skip("broken link" if _is_broken_link(entry) else "file outside a class folder", entry.path)
+        dirs.sort()
         files: list[str] = []
         labels: list[int] = []
         numeric = bool(dirs) and all(d.name.isdigit() for d in dirs)
         classes: list[str] = []
         for d in dirs:
-            imgs = sorted(f.name for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            imgs = []
+            for f in self._scan(d):
+                if f.is_file() and os.path.splitext(f.name)[1].lower() in IMAGE_EXTENSIONS:
+                    imgs.append(f.name)
+                elif _is_broken_link(f):
+                    self._skip("broken link", f.path)
+                elif f.is_dir():
+                    self._skip("nested folder", f.path)
+                else:
+                    self._skip("non-image file", f.path)
+            imgs.sort()
             if not imgs:
                 continue
             label = int(d.name) if numeric else len(classes)
@@ -52,8 +71,31 @@ class ImageFolder:
         self.files = files
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_classes = int(self.labels.max()) + 1 if numeric else len(classes)
+        if numeric:
+            check_class_count(self.labels, self.num_classes,
+                              where=lambda i: f"{self.root / self.files[i].split('/')[0]}: class folder name")
         self.corrupt: list[str] = []
         self._image_size: tuple[int, int] | None = None
+        self.notes: list[str] = [self.skipped_note()] if self.skipped else []
+
+    @staticmethod
+    def _scan(directory: Path) -> list[os.DirEntry]:
+        try:
+            with os.scandir(directory) as it:
+                return [e for e in it if not e.name.startswith(".")]
+        except OSError as exc:
+            raise DataError(f"{directory}: cannot list the folder ({exc.strerror})") from None
+
+    def _skip(self, what: str, path: str) -> None:
+        self.skipped[what] = self.skipped.get(what, 0) + 1
+        self._examples.setdefault(what, path)
+
+    def skipped_note(self) -> str:
+        """One line: what was left out of the set and why, with an example of each kind."""
+        order = ("broken link", "nested folder", "non-image file", "file outside a class folder")
+        parts = [f"{self.skipped[what]} {what}{'s' if self.skipped[what] > 1 else ''} (e.g. {self._examples[what]})"
+                 for what in sorted(self.skipped, key=order.index)]
+        return f"{self.root}: skipped " + ", ".join(parts) + "; only images directly inside class folders are used"
 
     def __len__(self) -> int:
         return len(self.files)
@@ -75,6 +117,10 @@ class ImageFolder:
 
             self._image_size = probe_size(self.image_bytes(0), self.where(0))
         return self._image_size
+
+
+def _is_broken_link(entry: os.DirEntry) -> bool:
+    return entry.is_symlink() and not os.path.exists(entry.path)
 
 
 def image_extension(data: bytes) -> str:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from facebone.errors import ConfigError, FaceboneError
+
 
 class EpochSampler(Sampler):
     """Shuffled (or ordered) indices for one rank, re-drawn each epoch from ``(seed, epoch)``.
@@ -71,6 +73,25 @@ class SkipCollate:
         return images, labels
 
 
+def unwrap_worker_error(exc: FaceboneError) -> FaceboneError:
+    """The original one-line error behind a DataLoader worker's "Caught DataError in DataLoader worker
+    process 1. Original Traceback ..." (torch re-raises the worker's error type with its traceback
+    text as the message); ``exc`` itself when it is not such a wrapper."""
+    text = str(exc)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return exc
+    cls = type(exc)
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    at = text.rfind(marker)
+    if at < 0:
+        return exc
+    original = text[at + len(marker):].strip()
+    if isinstance(exc, ConfigError) and original.count("\n"):
+        return ConfigError([line.strip()[2:] if line.strip().startswith("- ") else line.strip()
+                            for line in original.splitlines()[1:] if line.strip()])
+    return cls(original)
+
+
 def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
@@ -88,10 +109,13 @@ class FaceLoader(DataLoader):
         bs = self.batch_size or 1
         seen = 0
         batches = 0
-        for batch in super().__iter__():
-            batches += 1
-            seen += len(batch[1])
-            yield batch
+        try:
+            for batch in super().__iter__():
+                batches += 1
+                seen += len(batch[1])
+                yield batch
+        except FaceboneError as exc:
+            raise unwrap_worker_error(exc) from None
         wanted = min(expected, batches * bs) if self.drop_last else expected
         skipped = max(0, wanted - seen)
         self.skipped_last_epoch = skipped

@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from facebone.errors import DataError
+from facebone.data.labels import check_class_count
 from facebone.data.recordio import (
     MAGIC,
     MAX_RECORD,
@@ -95,12 +96,15 @@ class Pack:
         self.labels = self._read_labels(skip_corrupt)
         prop_info = read_property(prop)
         self._image_size = prop_info[1] if prop_info else None
+        self._probed_size: tuple[int, int] | None = None
+        self.notes: list[str] = []
         max_label = int(self.labels.max()) if len(self.labels) else -1
         self.num_classes = prop_info[0] if prop_info else max_label + 1
         if max_label >= self.num_classes:
             raise DataError(f"{prop}: num_classes is {self.num_classes} but {rec} has label {max_label}")
         if not len(self.keys):
             raise DataError(f"{rec}: the pack holds no images")
+        check_class_count(self.labels, self.num_classes, where=self.where, declared_by=str(prop) if prop_info else None)
 
     # -- lookups ---------------------------------------------------------------------
     def offset_of(self, key: int) -> int:
@@ -172,11 +176,20 @@ class Pack:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(H, W) from ``property``, else from the first image's header."""
-        if self._image_size is None:
+        """(H, W) of the first image (its header). When ``property`` says otherwise, :attr:`notes` says so."""
+        if self._probed_size is None:
             from facebone.data.decode import probe_size
 
-            self._image_size = probe_size(self.image_bytes(0), self.where(0))
+            self._probed_size = probe_size(self.image_bytes(0), self.where(0))
+            if self._image_size is not None and self._image_size != self._probed_size:
+                (h, w), (ph, pw) = self._probed_size, self._image_size
+                self.notes.append(f"{self.property_path}: says {ph}x{pw} pixels but the images are {h}x{w} "
+                                  f"(first image, {self.where(0)}); using {h}x{w}")
+        return self._probed_size
+
+    @property
+    def property_size(self) -> tuple[int, int] | None:
+        """(H, W) that ``property`` declares, or None."""
         return self._image_size
 
     @property

@@ -234,15 +234,15 @@ def generate_synthetic(out_dir: str | os.PathLike, *, identities: int = 300, ima
     spec = synth_spec(identities=identities, images_per_identity=images_per_identity,
                       holdout_identities=holdout_identities, pairs=pairs, image_size=image_size, seed=seed,
                       image_format=image_format)
-    paths = {k: str(out / k) for k in ("train.rec", "train.idx", "property", "holdout.bin")}
+    paths = {k: str(out / k) for k in SYNTH_FILES}
     meta = out / "synth.json"
-    if meta.is_file() and all(Path(p).is_file() for p in paths.values()):
-        try:
-            old = json.loads(meta.read_text())
-        except ValueError:
-            old = None
-        if isinstance(old, dict) and {k: old.get(k) for k in spec} == spec:
+    old = _read_marker(meta)
+    if old is not None and all(Path(p).is_file() for p in paths.values()):
+        if {k: old.get(k) for k in spec} == spec:
             return {**spec, "paths": paths, "reused": True}
+    problem = why_not_writable(out)
+    if problem:
+        raise DataError(f"{out}: {problem}")
     out.mkdir(parents=True, exist_ok=True)
     root = np.random.default_rng([seed, 7331])
     idp = sample_identities(root, identities + holdout_identities)
@@ -271,5 +271,54 @@ def generate_synthetic(out_dir: str | os.PathLike, *, identities: int = 300, ima
         imgs = render_identity_images(idp, order, np.random.default_rng([seed, 3]), image_size)
         bar.update(2 * pairs)
         write_bin(out / "holdout.bin", _encode(imgs, image_format), issame.tolist())
-    atomic_write_json(meta, spec)
+    files = {name: (out / name).stat().st_size for name in SYNTH_FILES}
+    atomic_write_json(meta, {**spec, "files": files})
     return {**spec, "paths": paths, "reused": False}
+
+
+SYNTH_FILES = ("train.rec", "train.idx", "property", "holdout.bin")
+"""What :func:`generate_synthetic` writes (plus ``synth.json``, its marker)."""
+
+
+def _read_marker(meta: Path) -> dict[str, Any] | None:
+    """The ``synth.json`` marker of an earlier generation, or None."""
+    if not meta.is_file() or meta.is_symlink():
+        return None
+    try:
+        old = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and "version" in old else None
+
+
+def why_not_writable(out: Path) -> str | None:
+    """Why synthetic data may not be written into ``out``, or None.
+
+    Generation only writes into a missing or empty directory, or over its own earlier output:
+    a ``synth.json`` marker whose recorded files still have the sizes it wrote. A real data
+    set (say a ``train.rec`` that ``--set data.train=...`` points at) is never replaced.
+    """
+    if out.is_symlink() and not out.exists():
+        return "is a broken symbolic link"
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return "exists and is not a directory; synthetic data is written into a directory"
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return None
+    refuse = ("is not empty and holds no synthetic data of facebone's (no synth.json); synthetic data is only "
+              "written into a missing or empty directory, or over its own earlier output")
+    old = _read_marker(out / "synth.json")
+    if old is None:
+        return refuse
+    recorded = old.get("files")
+    if not isinstance(recorded, dict):  # a marker from before sizes were recorded: only our files may be there
+        others = sorted(entries - set(SYNTH_FILES) - {"synth.json"})
+        return None if not others else f"holds {others[0]!r}, which synthetic generation did not write; " + refuse
+    for name in SYNTH_FILES:
+        path = out / name
+        if path.is_symlink() or (path.exists() and (not path.is_file() or path.stat().st_size != recorded.get(name))):
+            return (f"{name} is not the file synthetic generation wrote there (its size changed); refusing to "
+                    "replace it")
+    return None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facebone.errors import DataError
+from facebone.limits import MAX_BIN_BYTES
 
 _ALLOWED_DTYPES = {"u1", "uint8", "b1", "bool", "?"}
 
@@ -83,6 +85,15 @@ def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
+def _bytearray(data: Any = b"", encoding: Any = None) -> bytearray:
+    # protocols < 5 pickle a bytearray as bytearray(latin1 text, 'latin-1'); never a size (bytearray(10**10))
+    if isinstance(data, str) and encoding in ("latin1", "latin-1"):
+        return bytearray(data.encode("latin1"))
+    if isinstance(data, (bytes, bytearray)) and encoding is None:
+        return bytearray(data)
+    raise _Refused(f"bytearray({type(data).__name__}) (only bytes or latin-1 text)")
+
+
 _NDARRAY = object()
 _GLOBALS: dict[tuple[str, str], Any] = {("_codecs", "encode"): _codecs_encode}
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
@@ -92,8 +103,8 @@ for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
     _GLOBALS[(_mod, "_frombuffer")] = _frombuffer
 _GLOBALS[("numpy", "ndarray")] = _NDARRAY
 _GLOBALS[("numpy", "dtype")] = _DType
-_GLOBALS[("__builtin__", "bytearray")] = bytearray
-_GLOBALS[("builtins", "bytearray")] = bytearray
+_GLOBALS[("__builtin__", "bytearray")] = _bytearray
+_GLOBALS[("builtins", "bytearray")] = _bytearray
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -105,11 +116,8 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _unwrap(obj: Any) -> Any:
-    if isinstance(obj, _Array):
-        return obj.array
-    if isinstance(obj, (list, tuple)):
-        return [_unwrap(x) for x in obj]
-    return obj
+    """A stand-in ndarray as its array; anything else as it is (no recursion: nesting is refused)."""
+    return obj.array if isinstance(obj, _Array) else obj
 
 
 def load_bin_raw(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
@@ -118,6 +126,11 @@ def load_bin_raw(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: verification set not found")
     data = path.read_bytes()
+    try:  # opcode by opcode: a length that runs past the end is refused before anything allocates it
+        for _ in pickletools.genops(io.BytesIO(data)):
+            pass
+    except Exception as exc:  # noqa: BLE001 - any malformed opcode stream is a bad file
+        raise DataError(f"{path}: not a readable verification .bin (bad pickle: {exc})") from None
     obj: Any = None
     for encoding in ("bytes",):  # 'bytes' reads Python 2 str as bytes and leaves Python 3 pickles as they are
         try:
@@ -128,22 +141,30 @@ def load_bin_raw(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
         except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
             raise DataError(f"{path}: not a readable verification .bin ({type(exc).__name__}: {exc})") from None
     obj = _unwrap(obj)
-    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], list)):
+    if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], (list, tuple))):
         raise DataError(f"{path}: expected a pickled (images, issame) pair")
-    images, issame = obj
+    images, issame = obj[0], _unwrap(obj[1])
     bins: list[bytes] = []
+    total = 0
+    limit = MAX_BIN_BYTES.value()
     for i, b in enumerate(images):
+        b = _unwrap(b)
         if isinstance(b, np.ndarray) and b.dtype == np.uint8:
             b = b.tobytes()
         if not isinstance(b, (bytes, bytearray)):
             raise DataError(f"{path}: image {i} is a {type(b).__name__}, expected encoded image bytes")
+        total += len(b)
+        if total > limit:
+            raise DataError(f"{path}: its images hold more than {limit:,} bytes once unpickled (image {i}); "
+                            f"{MAX_BIN_BYTES.hint()}")
         bins.append(bytes(b))
-    try:
-        same = np.asarray(issame).astype(bool).reshape(-1)
-        if not all(isinstance(x, (bool, int, np.bool_, np.integer)) for x in np.asarray(issame, dtype=object).reshape(-1)):
-            raise ValueError
-    except (ValueError, TypeError):
-        raise DataError(f"{path}: issame must be a list of booleans") from None
+    if isinstance(issame, np.ndarray) and issame.dtype.kind in "bu":
+        same = issame.astype(bool).reshape(-1)
+    elif isinstance(issame, (list, tuple)) and all(
+            isinstance(x, (bool, int, np.bool_, np.integer)) and not isinstance(x, _Array) for x in issame):
+        same = np.asarray([bool(x) for x in issame], dtype=bool)
+    else:
+        raise DataError(f"{path}: issame must be a flat list of booleans")
     if len(bins) != 2 * len(same):
         raise DataError(f"{path}: {len(bins)} images for {len(same)} pairs (expected {2 * len(same)})")
     return bins, same

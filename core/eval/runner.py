@@ -11,7 +11,8 @@ from torch import nn
 
 from facebone.contracts import EvalContext
 from facebone.eval.embedder import Embedder
-from facebone.errors import PluginError
+from facebone.errors import EvaluationError, FaceboneError, PluginError
+from facebone.plugin.build import debug_enabled
 from facebone.rundir import RunDir
 
 
@@ -37,26 +38,61 @@ def _check_metrics(spec: Any, result: Any) -> dict[str, float]:
     return out
 
 
+def _run_one(spec: Any, exp: Any, embedder: Embedder, run: RunDir, device: torch.device, step: int) -> dict[str, float]:
+    name = spec.core["name"]
+    evaluator = spec.build(data_root=exp.data_root)
+    context = EvalContext(out_dir=run.eval_dir(name), name=name, device=str(device), extra={"step": step})
+    context.out_dir.mkdir(parents=True, exist_ok=True)
+    return _check_metrics(spec, evaluator(embedder, context))
+
+
+def _failure_text(spec: Any, exc: BaseException) -> str:
+    if isinstance(exc, FaceboneError):
+        return str(exc).replace("\n", " ")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"evaluator '{spec.type}' ({spec.component.provider}) raised {type(exc).__name__}: {first}".rstrip(": ")
+
+
 def run_evaluators(exp: Any, model: nn.Module, run_dir: RunDir | Path, device: torch.device, *, step: int,
-                   checkpoint: str | None = None, log: Any = None) -> dict[str, float]:
-    """Run every ``[[eval]]`` on ``model``; merge the metrics into ``run_dir/results.json``."""
+                   checkpoint: str | None = None, log: Any = None, rerun: str | None = None) -> dict[str, float]:
+    """Run every ``[[eval]]`` on ``model``; merge the metrics into ``run_dir/results.json``.
+
+    An evaluator that fails does not stop the others: what succeeded is recorded, the failures
+    are recorded under ``"eval_errors"``, and then, when a saved ``checkpoint`` was evaluated, an
+    :class:`EvaluationError` names each failure, says the checkpoint is kept and how to rerun
+    ``facebone eval``. Without a checkpoint (a periodic evaluation during training) failures are
+    only logged, so training goes on. ``rerun`` is the command the message suggests (default
+    ``facebone eval RUN_DIR``). ``FACEBONE_DEBUG=1`` lets a plugin's exception through.
+    """
     if not exp.evals:
         return {}
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     embedder = make_embedder(exp, model, device)
     metrics: dict[str, float] = {}
-    for spec in exp.evals:
+    failures: dict[str, str] = {}
+    for index, spec in enumerate(exp.evals):
         name = spec.core["name"]
-        evaluator = spec.build(data_root=exp.data_root)
-        context = EvalContext(out_dir=run.eval_dir(name), name=name, device=str(device),
-                              extra={"step": step})
-        context.out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        result = _check_metrics(spec, evaluator(embedder, context))
+        try:
+            result = _run_one(spec, exp, embedder, run, device, step)
+        except Exception as exc:  # noqa: BLE001 - one evaluator failing must not lose the others' results
+            if debug_enabled() and not isinstance(exc, FaceboneError):
+                raise
+            failures[name] = _failure_text(spec, exc)
+            if log is not None:  # a saved checkpoint's failures end in one error line that says it all
+                said = failures[name] if checkpoint is None else f"{type(exc).__name__} (reported at the end)"
+                log(f"eval '{name}' ([[eval]] #{index + 1}) FAILED: {said}")
+            continue
         if log is not None:
             log(f"eval '{name}': {len(result)} metrics in {time.perf_counter() - start:.1f}s")
         metrics.update(result)
-    run.record_results(metrics, step=step, checkpoint=checkpoint)
+    run.record_results(metrics, step=step, checkpoint=checkpoint, errors=failures)
+    if failures and checkpoint is not None:
+        done = f"{len(exp.evals) - len(failures)} other evaluator(s) succeeded (metrics in {run.results}); " \
+            if len(failures) < len(exp.evals) else ""
+        what = "; ".join(f"'{n}': {text}" for n, text in failures.items())
+        raise EvaluationError(f"{len(failures)} of {len(exp.evals)} evaluator(s) failed: {what}. {done}the checkpoint "
+                              f"{checkpoint} is kept; after fixing, rerun `{rerun or f'facebone eval {run.path}'}`")
     return metrics
 
 

@@ -18,6 +18,9 @@ from facebone.plugin.options import build_options, options_to_dict, suggest
 from facebone.plugin.registry import Component
 from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
 
+MAX_EXPERIMENT_BYTES = 1 << 20
+"""An experiment file larger than this is refused (it is not an experiment)."""
+
 CORE_COMPONENT_KEYS = {"backbone": {"embedding_size": 512}, "eval": {"name": ""}}
 """Keys the core reads from component tables, with their defaults."""
 
@@ -31,6 +34,8 @@ class ComponentSpec:
     component: Component
     options: Any
     core: dict[str, Any]
+    where: str = ""
+    """How messages name this table: ``exp.toml [backbone]``, ``exp.toml [[eval]] #2``."""
 
     def resolved(self) -> dict[str, Any]:
         return {"type": self.type, **self.core, **options_to_dict(self.options)}
@@ -95,13 +100,25 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     """Parse a TOML file; ConfigError naming the file and line on a syntax error."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(f"{path}: experiment file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected an experiment .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from None
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected an experiment .toml file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a device or a pipe), expected an experiment .toml file")
+    if info.st_size > MAX_EXPERIMENT_BYTES:
+        raise ConfigError(f"{path}: {info.st_size} bytes, too large for an experiment file "
+                          f"(at most {MAX_EXPERIMENT_BYTES}); is it the right file?")
+    try:
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark written by some editors
     try:
         return tomlio.loads(text)
     except tomlio.TOMLDecodeError as exc:
@@ -112,8 +129,25 @@ def load_experiment(path: str | os.PathLike, overrides: Sequence[str] = (), *, p
                     check_paths: bool = True) -> Experiment:
     """Read, override and validate an experiment file; ConfigError lists every problem."""
     raw = read_toml(path)
+    given = raw
     raw = apply_overrides(raw, overrides, str(path))
+    _rename_retyped_evals(given, raw)
     return validate(raw, source=str(path), default_name=Path(path).stem, plugins=plugins, check_paths=check_paths)
+
+
+def _rename_retyped_evals(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """An ``[[eval]]`` whose type an override changed keeps no name derived from the old type.
+
+    A run's resolved configuration spells out ``name = "<type>"``; after ``--set eval.0.type=other``
+    that name would file the new evaluator's results under the old one's.
+    """
+    old, new = before.get("eval"), after.get("eval")
+    if not (isinstance(old, list) and isinstance(new, list)):
+        return
+    for a, b in zip(old, new):
+        if (isinstance(a, dict) and isinstance(b, dict) and a.get("type") != b.get("type")
+                and b.get("name") == a.get("name") == a.get("type")):
+            b.pop("name")
 
 
 # -- validation --------------------------------------------------------------------------
@@ -154,12 +188,12 @@ def _component(table: str, value: Any, source: str, plugins: Plugins, problems: 
     if table == "backbone" and core["embedding_size"] <= 0:
         problems.append(f"{where}: key 'embedding_size' must be positive, got {core['embedding_size']}")
     if table == "eval" and not core["name"]:
-        core["name"] = type_name
+        core["name"] = type_name.rpartition(":")[2]  # 'facebone:verification' files under 'verification'
     options, opt_problems = build_options(component.options, value, f"{where} ({kind} '{type_name}')")
     problems.extend(opt_problems)
     if opt_problems:
         return None
-    return ComponentSpec(table, type_name, component, options, core)
+    return ComponentSpec(table, type_name, component, options, core, where)
 
 
 def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name: str = "experiment",
@@ -188,8 +222,10 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
             else:
                 synth, p = build_options(SynthTable, synth_value, _where(source, "data.synth"))
                 problems.extend(p)
-        if table == "experiment" and "name" not in value:
-            value["name"] = default_name
+        if table == "experiment":
+            _check_run_name(value, default_name, source, problems)
+            if "name" not in value:
+                value["name"] = default_name
         if table == "data" and "train" not in value:
             problems.append(f"{_where(source, 'data')}: missing required key 'train' (RecordIO directory "
                             "with train.rec/train.idx, or an image folder)")
@@ -225,6 +261,20 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
         if not train.exists() and synth is None:
             problems.append(f"{_where(source, 'data')}: key 'train': path '{data.train}' does not exist "
                             "(add a [data.synth] table to generate synthetic data there)")
+        if synth is not None:
+            from facebone.data.synth import why_not_writable
+
+            problem = why_not_writable(train)
+            if problem:
+                problems.append(f"{_where(source, 'data.synth')}: [data] train '{data.train}' {problem}; point "
+                                "[data] train elsewhere or remove [data.synth]")
+    experiment = tables.get("experiment")
+    if experiment is not None and check_paths:
+        out = Path(experiment.output_dir).expanduser()
+        if out.exists() and not out.is_dir():
+            problems.append(f"{_where(source, 'experiment')}: key 'output_dir': '{experiment.output_dir}' "
+                            "exists and is not a directory")
+    problems.extend(_component_checks(raw, tables, synth, specs, evals, source, check_paths))
     if problems:
         raise ConfigError(problems)
 
@@ -234,11 +284,54 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
     exp.data = dataclasses.replace(exp.data, train=str(Path(exp.data.train).expanduser().resolve()))
     exp.experiment = dataclasses.replace(
         exp.experiment, output_dir=str(Path(exp.experiment.output_dir).expanduser().resolve()))
-    resolved = exp.resolved()
-    for spec in [exp.backbone, exp.warp, exp.head, *exp.evals]:
-        if spec.component.check is not None:
-            for problem in spec.component.check(spec.options, resolved) or []:
-                problems.append(f"{source} [{spec.table}] ({spec.component.kind} '{spec.type}'): {problem}")
-    if problems:
-        raise ConfigError(problems)
     return exp
+
+
+def _check_run_name(table: dict[str, Any], default_name: str, source: str, problems: list[str]) -> None:
+    """The run name (given, or the experiment file's name) must be one safe path component."""
+    from facebone.rundir import check_run_name
+
+    name = table.get("name", default_name)
+    if not isinstance(name, str):
+        return  # the type check reports it
+    problem = check_run_name(name)
+    if problem is None:
+        return
+    if "name" in table:
+        problems.append(f"{_where(source, 'experiment')}: key 'name': {problem}")
+    else:
+        problems.append(f"{_where(source, 'experiment')}: key 'name' is not set and the default, the file name "
+                        f"{name!r}, is unusable: {problem}; set [experiment] name")
+
+
+def _component_checks(raw: dict[str, Any], tables: dict[str, Any], synth: Any, specs: dict[str, Any],
+                      evals: list[ComponentSpec], source: str, check_paths: bool = True) -> list[str]:
+    """Every component's ``check(options, experiment)`` (and, with ``check_paths``, its
+    ``check_inputs``), run even when other tables have problems.
+
+    The experiment they see is resolved as far as validation got: validated tables with their
+    defaults, the rest as given. A check that raises is reported as a problem of its plugin.
+    """
+    resolved: dict[str, Any] = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    for table, instance in tables.items():
+        resolved[table] = options_to_dict(instance)
+    if synth is not None and "data" in resolved:
+        resolved["data"] = {**resolved["data"], "synth": options_to_dict(synth)}
+    for table, spec in specs.items():
+        if spec is not None:
+            resolved[table] = spec.resolved()
+    if evals:
+        resolved["eval"] = [e.resolved() for e in evals]
+    problems = []
+    for spec in [*(s for s in specs.values() if s is not None), *evals]:
+        label = f"{spec.where} ({spec.component.kind} '{spec.type}')"
+        for check in (spec.component.check, spec.component.check_inputs if check_paths else None):
+            if check is None:
+                continue
+            try:
+                found = check(spec.options, resolved) or []
+            except Exception as exc:  # noqa: BLE001 - a plugin's check failing is its problem, reported
+                found = [f"{getattr(check, '__name__', 'check')}() of {spec.component.provider} failed: "
+                         f"{type(exc).__name__}: {exc}"]
+            problems.extend(f"{label}: {problem}" for problem in found)
+    return problems

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 from facebone.plugin.options import option
@@ -13,6 +14,10 @@ class ExperimentTable:
     seed: int = option(2048, "random seed for weights, data order and augmentation")
     output_dir: str = option("runs", "directory under which run directories are created")
     description: str = option("", "free text kept with the run")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"key 'seed' must be a non-negative integer below 2**63, got {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -31,6 +36,7 @@ class DataTable:
     hflip: bool = option(True, "random horizontal flip during training")
     num_workers: int = option(0, "DataLoader worker processes (0: load in the main process)")
     skip_corrupt: bool = option(False, "skip unreadable records (counted and reported) instead of failing")
+    resize: bool = option(False, "resize images stored at another size to image_size (else a mismatch is an error)")
 
     def __post_init__(self) -> None:
         if self.image_size <= 0:
@@ -68,11 +74,20 @@ class TrainTable:
     num_threads: int = option(0, "CPU threads for torch (0: torch's default)")
 
     def __post_init__(self) -> None:
+        for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "lr_power", "grad_clip"):
+            if not math.isfinite(getattr(self, key)):
+                raise ValueError(f"key '{key}' must be a finite number, got {getattr(self, key)}")
         for key in ("batch_size", "epochs"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"key 'lr' must be positive, got {self.lr}")
+        for key in ("max_steps", "warmup_epochs", "checkpoint_every", "eval_every", "num_threads", "grad_clip",
+                    "weight_decay", "momentum"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"key '{key}' must be >= 0, got {getattr(self, key)}")
+        if self.log_every <= 0:
+            raise ValueError(f"key 'log_every' must be positive (log every N steps), got {self.log_every}")
         if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m <= 0 for m in self.lr_milestones):
             raise ValueError(f"key 'lr_milestones' must be positive epochs in increasing order, got "
                              f"{list(self.lr_milestones)}")

@@ -20,8 +20,24 @@ def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     from facebone.io import atomic_write
 
     path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight",
+                                               metadata={"Software": PNG_SOFTWARE}))
     return path
+
+
+PNG_SOFTWARE = "facebone"
+"""The ``Software`` text of every PNG facebone writes: how a later run knows the file is its own."""
+
+
+def is_facebone_png(path: str | Path) -> bool:
+    """True for a PNG that facebone wrote (its ``Software`` text), which it may replace."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == PNG_SOFTWARE
+    except Exception:  # noqa: BLE001 - unreadable: not ours
+        return False
 
 
 def plot_roc(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path, *, title: str = "ROC",

@@ -75,6 +75,34 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
+def hook_problem(module: Any) -> str | None:
+    """A mistake in how ``module`` declares its hooks, or None.
+
+    Caught here (pluggy would silently ignore the first two or give a bare "unknown hook"):
+    a hook function without ``@facebone.hookimpl``, a misspelt hook name (with the closest
+    valid name), and a module that declares no hook at all.
+    """
+    from facebone.plugin.options import suggest
+
+    marker = f"{GROUP}_impl"
+    names = list(hookspecs.HOOK_KIND)
+    marked = []
+    for attr, obj in sorted(vars(module).items()):
+        if not callable(obj) or isinstance(obj, type):
+            continue
+        is_marked = hasattr(obj, marker)
+        if is_marked:
+            marked.append(attr)
+            if attr not in hookspecs.HOOK_KIND:
+                return f"'{attr}' is not a facebone hook{suggest(attr, names)}; hooks: {', '.join(names)}"
+        elif attr in hookspecs.HOOK_KIND or (attr.startswith(f"{GROUP}_") and suggest(attr, names)):
+            hint = "" if attr in hookspecs.HOOK_KIND else f" (and is not a hook name{suggest(attr, names)})"
+            return f"function '{attr}' lacks the @facebone.hookimpl decorator{hint}, so it is never called"
+    if not marked:
+        return f"module {getattr(module, '__name__', module)!r} has no @facebone.hookimpl hook ({', '.join(names)})"
+    return None
+
+
 def load_plugins(entry_points: Iterable[Any] | None = None) -> Plugins:
     """Discover and register plugins. ``entry_points`` defaults to the installed ones."""
     if entry_points is None:
@@ -121,6 +149,10 @@ def _load_one(plugins: Plugins, ep: Any, provider: Provider) -> None:
     problem = api_problem(module)
     if problem:
         plugins.failures.append(PluginFailure(provider, "api", problem))
+        return
+    problem = hook_problem(module)
+    if problem:
+        plugins.failures.append(PluginFailure(provider, "hooks", problem))
         return
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)

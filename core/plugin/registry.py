@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import inspect
+import re
 from typing import Any, Callable, Iterator
 
 from facebone.errors import PluginError
@@ -46,10 +48,38 @@ class Component:
     summary: str
     provider: Provider
     check: Callable[[Any, dict], list[str]] | None = None
+    check_inputs: Callable[[Any, dict], list[str]] | None = None
 
     @property
     def qualified_name(self) -> str:
         return f"{self.provider.dist}:{self.name}"
+
+
+COMPONENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+"""Valid component names: what a TOML ``type = "..."`` and a file name can both hold."""
+
+
+def factory_signature_problem(factory: Callable[..., Any]) -> str | None:
+    """Why ``factory`` cannot be called as ``factory(options, **runtime)``, or None.
+
+    It must take the options as its first positional parameter and accept keyword arguments
+    it does not know (``**runtime``), so that the core can pass new run-time values.
+    """
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None  # a builtin or C callable: nothing to check
+    params = list(sig.parameters.values())
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        return "must accept **runtime (def factory(options, *, ..., **runtime)): the core passes run-time values"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        return "must take the options as its first parameter (def factory(options, **runtime))"
+    required = [p for p in positional[1:] if p.default is p.empty]
+    if required:
+        return (f"has required positional parameter '{required[0].name}' after the options; make run-time values "
+                "keyword-only")
+    return None
 
 
 def normalise_kind(kind: str) -> str:
@@ -72,7 +102,8 @@ class Registry:
 
     # -- plugin-author API ---------------------------------------------------------------
     def add(self, name: str, factory: Callable[..., Any], *, options: type | None = None, summary: str,
-            check: Callable[[Any, dict], list[str]] | None = None) -> None:
+            check: Callable[[Any, dict], list[str]] | None = None,
+            check_inputs: Callable[[Any, dict], list[str]] | None = None) -> None:
         """Register component ``name``.
 
         ``factory(options, **runtime)`` builds it; ``options`` is a frozen keyword-only
@@ -80,11 +111,19 @@ class Registry:
         ``check(options, experiment)``, if given, is called at validation time with the
         validated options and the whole experiment (a dict of TOML tables, defaults filled)
         and returns a list of problems (e.g. a backbone that needs a particular warp).
+        ``check_inputs(options, experiment)``, the same for the files the component will read
+        (an evaluator's data sets), is called only when validation checks paths on disk
+        (``facebone check`` and ``run``; not when a run directory is evaluated again).
         """
-        if not isinstance(name, str) or not name or ":" in name or name != name.strip():
-            raise PluginError(f"{self.kind} name {name!r} is invalid (a non-empty string without ':')")
+        if not isinstance(name, str) or not COMPONENT_NAME.match(name):
+            raise PluginError(f"{self.kind} name {name!r} is invalid: use letters, digits and _ . - "
+                              "(starting with a letter or digit, at most 100 characters)")
         if not callable(factory):
             raise PluginError(f"{self.kind} '{name}': factory {factory!r} is not callable")
+        problem = factory_signature_problem(factory)
+        if problem:
+            raise PluginError(f"{self.kind} '{name}': factory {getattr(factory, '__qualname__', factory)!r} "
+                              f"{problem}")
         if options is not None:
             try:
                 check_options_class(options)
@@ -92,7 +131,7 @@ class Registry:
                 raise PluginError(f"{self.kind} '{name}': {exc}") from None
         if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
             raise PluginError(f"{self.kind} '{name}': summary must be one non-empty line")
-        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider, check)
+        comp = Component(self.kind, name, factory, options, summary.strip(), self._provider, check, check_inputs)
         if self._pending is not None:
             self._pending.append(comp)
         else:

@@ -20,6 +20,7 @@ from facebone.model.face_model import FaceModel
 from facebone.train.classifier import Classifier
 from facebone.train.optim import make_optimizer, schedule_lambda
 from facebone.train.runtime import resolve_device, seed_everything
+from facebone.train.watch import LossWatch
 from facebone.progress import Progress
 from facebone.rundir import RunDir
 
@@ -41,10 +42,13 @@ class Trainer:
 
     def _data(self) -> tuple[Any, Any]:
         from facebone.data import make_loader, open_training_set
+        from facebone.data.checks import check_training_set
 
         exp = self.exp
         dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
                                     skip_corrupt=exp.data.skip_corrupt)
+        for note in check_training_set(dataset, exp):  # size mismatch refused; skipped files, wrong property
+            self.log(note)
         if len(dataset) < exp.train.batch_size:
             raise ConfigError(f"{exp.source} [train] batch_size: {exp.train.batch_size} is larger than the "
                               f"{len(dataset)} training images in {exp.data.train}")
@@ -80,6 +84,7 @@ class Trainer:
         modules = {"model": model, "classifier": classifier, "head": head}
         model.train()
         progress = Progress(total * train.batch_size, "train", unit="samples", enabled=self.show_progress)
+        watch = LossWatch(steps_per_epoch, total)
         try:
             epoch = 0
             while step < total:
@@ -91,6 +96,8 @@ class Trainer:
                     step += 1
                     lr = optimizer.param_groups[0]["lr"]
                     progress.update(len(labels), loss=loss, lr=lr, epoch=epoch)
+                    if (warning := watch.observe(step, loss)) is not None:
+                        watch.report(warning, self.log, self.run, progress)
                     if not math.isfinite(loss):
                         raise ConfigError(f"training diverged at step {step} (loss {loss}); lower [train] lr "
                                           "or raise warmup_epochs")

@@ -51,6 +51,15 @@ def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], prefi
     missing = sorted(report.missing + report.filled)  # facebone's own checkpoints hold every buffer
     unexpected = sorted(report.unexpected)
     wrong = sorted(report.mismatched)
+    if report.non_finite or report.wrong_dtype:
+        if report.wrong_dtype:
+            k, theirs, ours = report.wrong_dtype[0]
+            why = f"tensor {prefix}.{k} is {theirs}, the model needs {ours}"
+        else:
+            why = f"tensor {prefix}.{report.non_finite[0]} holds NaN or Inf"
+        count = len(report.wrong_dtype) + len(report.non_finite)
+        raise DataError(f"{source}: refusing to load: {why} ({count} such tensor(s)); the checkpoint is corrupt "
+                        "or from a diverged run")
     if missing or unexpected or wrong:
         parts = []
         if missing:

@@ -24,10 +24,12 @@ class KeyReport:
     unexpected: list[str]
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (key, checkpoint shape, model shape)
     filled: list[str]  # missing BN ``num_batches_tracked`` counters, taken from the model
+    wrong_dtype: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (key, checkpoint, model)
+    non_finite: list[str] = dataclasses.field(default_factory=list)  # float tensors holding NaN or Inf
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return not (self.missing or self.unexpected or self.mismatched or self.wrong_dtype or self.non_finite)
 
     def lines(self, limit: int = 10) -> list[str]:
         """Human-readable report, at most ``limit`` entries per kind of problem."""
@@ -39,11 +41,22 @@ class KeyReport:
         if self.mismatched:
             out.append(f"{len(self.mismatched)} shape mismatch(es):")
             out.extend(f"  {k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.mismatched[:limit])
+        if self.wrong_dtype:
+            out.append(f"{len(self.wrong_dtype)} tensor(s) of the wrong kind: " + ", ".join(
+                f"{k} is {a}, the model needs {b}" for k, a, b in self.wrong_dtype[:limit]))
+        if self.non_finite:
+            out.append(f"{len(self.non_finite)} tensor(s) holding NaN or Inf: " + ", ".join(self.non_finite[:limit])
+                       + (" ..." if len(self.non_finite) > limit else ""))
         return out
 
     def summary(self) -> str:
-        return (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+        text = (f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                 f"{len(self.mismatched)} shape mismatches")
+        if self.wrong_dtype:
+            text += f", {len(self.wrong_dtype)} of the wrong dtype (e.g. {self.wrong_dtype[0][0]})"
+        if self.non_finite:
+            text += f", {len(self.non_finite)} with NaN or Inf (e.g. {self.non_finite[0]})"
+        return text
 
 
 def compare(checkpoint: dict[str, Any], model_state: dict[str, Any]) -> KeyReport:
@@ -53,7 +66,25 @@ def compare(checkpoint: dict[str, Any], model_state: dict[str, Any]) -> KeyRepor
     unexpected = [k for k in checkpoint if k not in model_state]
     mismatched = [(k, tuple(v.shape), tuple(model_state[k].shape)) for k, v in checkpoint.items()
                   if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)]
-    return KeyReport(missing, unexpected, mismatched, filled)
+    wrong_dtype, non_finite = check_values(checkpoint, model_state)
+    return KeyReport(missing, unexpected, mismatched, filled, wrong_dtype, non_finite)
+
+
+def check_values(checkpoint: dict[str, Any], model_state: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Tensors a model must not load: an integer (or bool) tensor where the model holds floats (or
+    the reverse), and floating tensors holding NaN or Inf. ``(wrong_dtype, non_finite)``, by key."""
+    import torch
+
+    wrong, bad = [], []
+    for k, v in checkpoint.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        target = model_state.get(k)
+        if isinstance(target, torch.Tensor) and v.is_floating_point() != target.is_floating_point():
+            wrong.append((k, str(v.dtype).replace("torch.", ""), str(target.dtype).replace("torch.", "")))
+        elif v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
+            bad.append(k)
+    return wrong, bad
 
 
 def read_torch_state_dict(path: str | Path) -> dict[str, Any]:

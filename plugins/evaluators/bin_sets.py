@@ -76,6 +76,9 @@ class BinVerification:
         sets: dict[str, Any] = {}
         for name, path in self.targets:
             images, issame = load_pairs(path)
+            if len(issame) < opts.n_folds:
+                raise DataError(f"{path}: {len(issame)} pairs, fewer than the {opts.n_folds} cross-validation folds; "
+                                "lower [[eval]] n_folds or use a larger set")
             views = embed_views(embedder, images, opts.batch_size, f"embed {name}")
             result = evaluate_verification(views.sum(0), issame, n_folds=opts.n_folds, far_target=opts.far,
                                            views=views)

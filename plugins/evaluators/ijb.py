@@ -65,9 +65,21 @@ def build_ijb_identification(options: IJBIdentificationOptions, **runtime: Any):
     return IJBIdentification(options)
 
 
+def check_ijb(options: IJBOptions, experiment: dict[str, Any]) -> list[str]:
+    """At validation time: ``root`` holds ``meta/<p>_face_tid_mid.txt`` and ``loose_crop/``."""
+    root = Path(options.root).expanduser()
+    if not root.is_dir():
+        return [f"key 'root': {root} is not a directory (the IJB folder holding meta/ and loose_crop/)"]
+    meta = root / "meta" / f"{options.target.lower()}_face_tid_mid.txt"
+    problems = [] if meta.is_file() else [f"key 'root': {meta} does not exist (is target = {options.target!r} right?)"]
+    if not (root / "loose_crop").is_dir():
+        problems.append(f"key 'root': {root / 'loose_crop'} is not a directory")
+    return problems
+
+
 @facebone.hookimpl
 def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
-    registry.add("ijb", build_ijb, options=IJBVerificationOptions,
+    registry.add("ijb", build_ijb, options=IJBVerificationOptions, check_inputs=check_ijb,
                  summary="IJB-B/C 1:1 template verification: TPR at FPR table, ROC, AUC (InsightFace protocol)")
-    registry.add("ijb_identification", build_ijb_identification, options=IJBIdentificationOptions,
+    registry.add("ijb_identification", build_ijb_identification, options=IJBIdentificationOptions, check_inputs=check_ijb,
                  summary="IJB-B/C 1:N identification with G1/G2 galleries: rank-1/5/10, TPIR at FPIR, CMC")

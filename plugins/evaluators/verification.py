@@ -41,7 +41,32 @@ def build_verification(options: VerificationOptions, *, data_root: Path | None =
     return BinVerification(options, data_root=data_root)
 
 
+def check_verification(options: VerificationOptions, experiment: dict[str, Any]) -> list[str]:
+    """Every target must be an existing ``.bin`` file (the synthetic set's ``holdout.bin`` excepted,
+    which ``[data.synth]`` writes before training)."""
+    from facebone.plugins.evaluators.bin_sets import resolve_target
+
+    data = experiment.get("data", {})
+    train = data.get("train") if isinstance(data, dict) else None
+    root_text = options.root or (str(train) if isinstance(train, str) else "")
+    root = Path(root_text).expanduser() if root_text else None
+    synth_bin = Path(train).expanduser() / "holdout.bin" if isinstance(train, str) and data.get("synth") else None
+    problems = []
+    for target in options.targets:
+        try:
+            _, path = resolve_target(target, root)
+        except facebone.FaceboneError as exc:
+            problems.append(str(exc))
+            continue
+        if synth_bin is not None and path.expanduser().absolute() == synth_bin.absolute():
+            continue
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            problems.append(f"key 'targets': '{target}' -> {path} {what} (a verification .bin)")
+    return problems
+
+
 @facebone.hookimpl
 def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
-    registry.add("verification", build_verification, options=VerificationOptions,
+    registry.add("verification", build_verification, options=VerificationOptions, check_inputs=check_verification,
                  summary="10-fold accuracy, VAL@FAR and XNorm on InsightFace .bin pair sets (LFW, CFP-FP, AgeDB)")

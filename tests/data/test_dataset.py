@@ -110,3 +110,77 @@ def test_missing_path_and_rec_without_idx(tmp_path, images):
     (tmp_path / "x" / "train.idx").unlink()
     with pytest.raises(DataError, match=r"train\.idx: index file missing"):
         open_training_set(tmp_path / "x", image_size=8)
+
+
+def test_worker_errors_are_unwrapped_to_their_one_line():
+    from facebone.data.loader import unwrap_worker_error
+    from facebone.errors import ConfigError, DataError
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+                        '  File "x.py", line 3, in f\n    raise DataError(...)\n'
+                        "facebone.errors.DataError: p/train.rec: record key 7 at byte offset 12: not a decodable image\n")
+    got = unwrap_worker_error(wrapped)
+    assert type(got) is DataError and str(got) == "p/train.rec: record key 7 at byte offset 12: not a decodable image"
+    plain = DataError("nothing to unwrap")
+    assert unwrap_worker_error(plain) is plain
+    multi = ConfigError("Caught ConfigError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        "facebone.errors.ConfigError: 2 problems:\n  - a\n  - b\n")
+    assert unwrap_worker_error(multi).problems == ["a", "b"]
+
+
+def test_worker_error_through_a_real_loader(tmp_path, images):
+    from facebone.data.pack import write_im2rec_pack
+
+    samples = images[0][:4]
+    write_im2rec_pack(tmp_path / "b", [samples[0], (b"\x89PNG broken", 0), samples[2], (b"junk", 1)])
+    ds = open_training_set(tmp_path / "b", image_size=(12, 10))
+    loader = make_loader(ds, batch_size=2, num_workers=1)
+    with pytest.raises(DataError) as info:
+        list(loader)
+    assert str(info.value).startswith(f"{tmp_path / 'b' / 'train.rec'}: record key ")
+    assert "Caught" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_folder_reports_what_it_skipped(tmp_path, images):
+    from facebone.data.folder import ImageFolder
+
+    (tmp_path / "f" / "a" / "inner").mkdir(parents=True)
+    (tmp_path / "f" / "b").mkdir()
+    (tmp_path / "f" / "a" / "0.png").write_bytes(images[0][0][0])
+    (tmp_path / "f" / "b" / "0.png").write_bytes(images[0][1][0])
+    (tmp_path / "f" / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "f" / "b" / "notes.txt").write_text("x")
+    (tmp_path / "f" / "README").write_text("x")
+    (tmp_path / "f" / "a" / ".DS_Store").write_text("x")
+    src = ImageFolder(tmp_path / "f")
+    assert len(src) == 2
+    assert src.skipped == {"nested folder": 1, "broken link": 1, "non-image file": 1, "file outside a class folder": 1}
+    [note] = src.notes
+    assert note.startswith(f"{tmp_path / 'f'}: skipped 1 broken link (e.g. ") and "1 nested folder" in note
+
+
+def test_class_counts_are_checked_against_the_images(tmp_path, images):
+    from facebone.data.pack import write_im2rec_pack
+
+    (tmp_path / "f" / "0").mkdir(parents=True)
+    (tmp_path / "f" / "99").mkdir()
+    (tmp_path / "f" / "0" / "a.png").write_bytes(images[0][0][0])
+    (tmp_path / "f" / "99" / "a.png").write_bytes(images[0][1][0])
+    with pytest.raises(DataError, match=r"f/99: class folder name: label 99 means 100 classes, more than the 2 images"):
+        open_training_set(tmp_path / "f", image_size=8)
+    write_im2rec_pack(tmp_path / "p", [(images[0][0][0], 0), (images[0][1][0], 5000)])
+    with pytest.raises(DataError, match=r"record key 1 at byte offset \d+: label 5000 means 5001 classes"):
+        open_training_set(tmp_path / "p", image_size=8)
+    (tmp_path / "p" / "property").write_text("70000,12,10\n")
+    with pytest.raises(DataError, match="property: declares 70000 classes but the data holds only 2 images"):
+        open_training_set(tmp_path / "p", image_size=8)
+
+
+def test_pack_size_comes_from_the_images_and_a_wrong_property_is_noted(tmp_path, images):
+    from facebone.data.pack import open_pack, write_im2rec_pack
+
+    write_im2rec_pack(tmp_path / "p", images[0][:4], image_size=112)
+    pack = open_pack(tmp_path / "p")
+    assert pack.image_size == (12, 10) and pack.property_size == (112, 112)
+    assert pack.notes == [f"{tmp_path / 'p' / 'property'}: says 112x112 pixels but the images are 12x10 "
+                          f"(first image, {pack.where(0)}); using 12x10"]

@@ -49,3 +49,41 @@ def test_identity_beats_nuisance_but_nuisance_is_real():
     c = render(take(ids), clean, 32).reshape(40, 2, -1).astype(np.float32)
     assert np.abs(c[:, 0] - c[:, 1]).max() == 0  # without nuisance, identity alone fixes the image
     assert np.abs(c[:-1, 0] - c[1:, 0]).mean() > 10  # and identities differ
+
+
+def test_generation_writes_only_into_empty_dirs_or_over_its_own_output(tmp_path):
+    import pytest
+
+    from facebone.errors import DataError
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "train.rec").write_bytes(b"someone's records")
+    with pytest.raises(DataError, match="real: is not empty and holds no synthetic data of facebone's"):
+        generate_synthetic(real, progress=False, **SPEC)
+    assert (real / "train.rec").read_bytes() == b"someone's records" and len(list(real.iterdir())) == 1
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="exists and is not a directory"):
+        generate_synthetic(tmp_path / "file", progress=False, **SPEC)
+    (tmp_path / "empty").mkdir()
+    assert generate_synthetic(tmp_path / "empty", progress=False, **SPEC)["reused"] is False
+    own = tmp_path / "empty"
+    (own / "lfw.bin").write_bytes(b"the user's own set, kept")
+    assert generate_synthetic(own, progress=False, **{**SPEC, "seed": 9})["reused"] is False  # over its own output
+    assert (own / "lfw.bin").read_bytes() == b"the user's own set, kept"
+    (own / "train.idx").write_text("0\t0\n")  # replaced by someone: no longer the file it wrote
+    with pytest.raises(DataError, match="train.idx is not the file synthetic generation wrote there"):
+        generate_synthetic(own, progress=False, **{**SPEC, "seed": 10})
+    assert (own / "train.idx").read_text() == "0\t0\n"
+    legacy = tmp_path / "legacy"  # a marker from before sizes were recorded
+    generate_synthetic(legacy, progress=False, **SPEC)
+    meta = json.loads((legacy / "synth.json").read_text())
+    meta.pop("files")
+    (legacy / "synth.json").write_text(json.dumps(meta))
+    assert generate_synthetic(legacy, progress=False, **{**SPEC, "seed": 7})["reused"] is False
+    (legacy / "mine.txt").write_text("x")
+    meta = json.loads((legacy / "synth.json").read_text())
+    meta.pop("files")
+    (legacy / "synth.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="holds 'mine.txt', which synthetic generation did not write"):
+        generate_synthetic(legacy, progress=False, **{**SPEC, "seed": 8})

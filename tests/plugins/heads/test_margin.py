@@ -65,4 +65,4 @@ def test_every_head_gives_finite_logits_and_gradients(name):
 def test_invalid_head_options_are_rejected():
     comp = HEADS.get("arcface")
     _, problems = build_options(comp.options, {"margin": 2.0}, "x [head]")
-    assert problems and "margin must be in [0, pi/2)" in problems[0]
+    assert problems and "key 'margin' must be in [0, pi/2), got 2.0" in problems[0]
