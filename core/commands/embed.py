@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders")
     p.add_argument("--out", required=True, metavar="FEATS", help="output .npy, .safetensors or .csv")
     p.add_argument("--raw", action="store_true", help="raw (flip-summed) embeddings instead of L2-normalised ones")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if facebone embed wrote it")
+    p.add_argument("--overwrite", "--force", action="store_true",
+                   help="replace --out if facebone embed wrote it (never any other file)")
     p.set_defaults(func=embed)
 
 
@@ -92,7 +93,7 @@ def embed(args: argparse.Namespace) -> int:
     from facebone.progress import Progress
 
     out = Path(args.out)
-    check_output(out, args.overwrite)
+    check_output(out, args.overwrite, inputs=(args.boxes, args.landmarks))
     files = expand_paths(args.paths)
     if not files:
         raise ConfigError(f"no image files in {' '.join(args.paths)}")

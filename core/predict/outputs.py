@@ -105,23 +105,26 @@ def _written_by_us(out: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("written_by") == WRITTEN_BY and manifest.get("file") == out.name
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` that exists unless ``overwrite`` and facebone wrote it (see the module docstring)."""
+def check_output(out: Path, overwrite: bool, inputs: tuple[Any, ...] = ()) -> None:
+    """Refuse an ``out`` that exists unless ``overwrite`` and facebone wrote it (see the module
+    docstring); a folder, a missing parent folder and the command's own ``inputs`` always."""
+    from facebone.io import check_output_file
+
     suffix = check_format(out)
+    check_output_file(out, force=True, inputs=inputs, what="--out")
     side = manifest_path(out) if suffix != ".safetensors" else None
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder")
     present = [p for p in (out, side) if p is not None and (p.exists() or p.is_symlink())]
     if not present:
         return
     if not overwrite:
-        raise ConfigError(f"--out {out}: {present[0]} exists; pass --overwrite to replace it (only files written by "
+        raise ConfigError(f"{present[0]}: --out exists; pass --overwrite to replace it (only files written by "
                           "facebone embed are replaced)")
     if out.is_symlink() or (side is not None and side.is_symlink()):
-        raise ConfigError(f"--overwrite: {out} or its manifest is a symbolic link; refusing to replace it")
+        raise ConfigError(f"{out}: --out or its manifest is a symbolic link; refusing to replace it")
     if not out.exists() or not _written_by_us(out):
-        what = f"no {WRITTEN_BY} manifest" + (f" ({side.name})" if side is not None else " in its metadata")
-        raise ConfigError(f"--overwrite: {present[0]} was not written by facebone embed ({what}); refusing to replace it")
+        what = f"no {WRITTEN_BY} manifest" + (f" {side.name}" if side is not None else " in its metadata")
+        raise ConfigError(f"{present[0]}: not written by facebone embed ({what}); refusing to replace it, "
+                          "even with --overwrite")
 
 
 def write_embeddings(out: Path, embeddings: np.ndarray, paths: list[str], faces: list[int],
