@@ -146,3 +146,17 @@ def run_backbone(net: InferenceBackbone, x: torch.Tensor, **kwargs: Any) -> torc
     x = to_input(x.to(net.dtype), net.channels_last)
     with torch.inference_mode(), autocast(net.autocast, x.device):
         return net.module(x, **kwargs).float()
+
+
+def inference_model(model: nn.Module, *, precision: str, channels_last: bool = False,
+                    device: str | torch.device = "cpu") -> nn.Module:
+    """A new module computing ``model`` for inference: a model with ``warp`` and ``backbone``
+    (:class:`~facebone.model.face_model.FaceModel`) keeps its warp and gets the inference backbone;
+    any other module is prepared whole. For the evaluators' embedder, which runs it under
+    autocast: ``model`` itself is not changed."""
+    if hasattr(model, "warp") and hasattr(model, "backbone"):
+        from facebone.model.face_model import FaceModel
+
+        net = inference_backbone(model.backbone, precision=precision, channels_last=channels_last, device=device)
+        return FaceModel(copy.deepcopy(model.warp).eval().to(device), net.module).eval()
+    return inference_backbone(model, precision=precision, channels_last=channels_last, device=device).module

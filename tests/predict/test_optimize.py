@@ -68,3 +68,25 @@ def test_an_untraceable_backbone_runs_unfolded() -> None:
     net = inference_backbone(model, precision="fp32")
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(run_backbone(net, x), model(x).detach())
+
+
+def test_the_evaluators_bf16_embedder_runs_the_predictors_network_and_leaves_the_model(make_predictor) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from facebone.eval.embedder import Embedder
+    from facebone.predict.networks import TorchNetwork
+
+    _, model = make_predictor("roi_tanh_polar")
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    embedder = Embedder(model, image_size=32, batch_size=4, precision="bf16", channels_last=True)
+    views = embedder.views(images)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the live model is untouched
+    assert next(model.parameters()).dtype == torch.float32
+    net = TorchNetwork(model, image_size=32, flip=True, roi_warp=True, precision="bf16", channels_last=True)
+    ours = net.embed_crops(images)
+    cos = (views * ours).sum(-1) / np.linalg.norm(views, axis=-1) / np.linalg.norm(ours, axis=-1)
+    assert cos.min() > 0.9999
+    ref = Embedder(model, image_size=32, batch_size=4).views(images)
+    cos = (views * ref).sum(-1) / np.linalg.norm(views, axis=-1) / np.linalg.norm(ref, axis=-1)
+    assert cos.min() > 0.999
