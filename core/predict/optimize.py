@@ -3,8 +3,9 @@ asked precision, channels-last memory, optionally a frozen compiled graph.
 
 * :func:`fold_batchnorm`: every ``BatchNorm`` whose input is the output of a convolution or a
   linear layer used by nothing else is folded into that layer's weight and bias (exact up to
-  rounding). Found on the torch.fx graph, so any traceable backbone gets it; a backbone that
-  fx cannot trace (data-dependent control flow, such as routing by input size) is left as it is.
+  rounding). Found on the torch.fx graph, so any traceable backbone gets it; in a backbone that
+  fx cannot trace (data-dependent control flow, such as routing by input size), the pairs that
+  sit next to each other in an ``nn.Sequential`` are folded.
 * :func:`inference_backbone`: the folded backbone in eval mode with weights in bf16 (``precision
   = "bf16"``) or fp16 (on CUDA), so no per-call casts of weights remain; on the CPU, fp16 keeps
   fp32 weights under autocast (CPUs have no fast fp16 convolutions).
@@ -55,14 +56,16 @@ def _folds(layer: nn.Module, bn: nn.Module) -> bool:
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """``(folded copy of model, number of batch norms folded)``; ``(model, 0)`` when torch.fx
-    cannot trace it. The copy keeps ``embedding_size``, ``input_size`` and ``input_sizes``."""
+    """``(folded copy of model, number of batch norms folded)``; ``(unfolded copy, 0)`` when
+    torch.fx cannot trace it. The copy keeps ``embedding_size``, ``input_size`` and ``input_sizes``;
+    ``model`` itself is never changed."""
     from torch import fx
 
+    model = copy.deepcopy(model).eval()
     try:
-        traced = fx.symbolic_trace(copy.deepcopy(model).eval())
-    except Exception:  # noqa: BLE001 - untraceable backbones run unfolded
-        return model, 0
+        traced = fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001 - untraceable backbones: only what nn.Sequential chains show
+        return model, fold_sequential_batchnorm(model)
     modules = dict(traced.named_modules())
     folded = 0
     for node in list(traced.graph.nodes):
@@ -86,6 +89,21 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
         if hasattr(model, key):
             setattr(traced, key, getattr(model, key))
     return traced.eval(), folded
+
+
+def fold_sequential_batchnorm(model: nn.Module) -> int:
+    """Fold, in place, every batch norm that directly follows a convolution or linear layer inside
+    an ``nn.Sequential`` (the one case visible without tracing); returns how many were folded."""
+    folded = 0
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            layer, bn = seq._modules[a], seq._modules[b]
+            if layer is not None and bn is not None and _folds(layer, bn):
+                seq._modules[a] = _fold(layer, bn)
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded
 
 
 @dataclasses.dataclass
@@ -120,7 +138,7 @@ def inference_backbone(backbone: nn.Module, *, precision: str = "fp32", channels
 
     device = torch.device(device)
     low = _dtype(precision)  # validates
-    module, folded = fold_batchnorm(backbone) if fold else (copy.deepcopy(backbone).eval(), 0)
+    module, folded = fold_batchnorm(backbone) if fold else (copy.deepcopy(backbone).eval(), 0)  # copies
     module = module.to(device)
     dtype, autocast = torch.float32, "fp32"
     if low is torch.bfloat16 or (low is torch.float16 and device.type == "cuda"):
