@@ -176,6 +176,7 @@ class Predictor:
         sizes = getattr(self.network, "input_sizes", None)
         for i in chunk:
             item = items[i]
+            key = None
             try:
                 key = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
                 image = cache.get(key) if key is not None else None
@@ -195,16 +196,18 @@ class Predictor:
                         size = self.image_size
                         roi = faces.fixed_roi(size, self.facts.roi_ratio, self.facts.fixed_roi)
                         m = faces.roi_crop_matrix(box, size, roi)
-                        prepared.append((i, "crop", warp_affine(image, m, size, method="float")))
+                        prepared.append((i, "crop", warp_affine(image, m, size)))
                     else:
                         native = faces.margin_crop_side(box, self.box_margin)
                         size = faces.served_size(native, sizes) if sizes else self.image_size
                         m = faces.margin_crop_matrix(box, size, self.box_margin)
-                        prepared.append((i, "crop", warp_affine(image, m, size, method="float")))
+                        prepared.append((i, "crop", warp_affine(image, m, size)))
                 else:
                     prepared.append((i, "crop", image))
             except DataError as exc:
                 msg = str(exc)
+                if key is not None and msg.startswith(f"{key}: ") and not msg.startswith(where[i]):
+                    msg = msg[len(key) + 2:]  # the reader named the file; name the row instead
                 prepared.append((i, "error", msg if msg.startswith(where[i]) else f"{where[i]}: {msg}"))
         return prepared
 
