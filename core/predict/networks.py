@@ -70,11 +70,15 @@ class TorchNetwork:
         """Raw ``(V, N, D)`` of crops ``(N, H, W, 3)`` uint8 (one size), warped with the fixed RoI."""
         import torch
 
+        from facebone.data.decode import to_network_range
         from facebone.eval.embedder import images_to_tensor
 
-        size = None if self.input_sizes else self.image_size
         with torch.inference_mode():
-            x = images_to_tensor(crops, size).to(self.device)
+            if self.input_sizes:  # a routing backbone takes every size as it is
+                x = to_network_range(torch.as_tensor(np.ascontiguousarray(crops)).permute(0, 3, 1, 2))
+            else:
+                x = images_to_tensor(crops, self.image_size)
+            x = x.to(self.device)
             warped = self.warp(self._views(x))
         n = len(crops)
         return self._backbone(warped).reshape(-1, n, self.embedding_size)
