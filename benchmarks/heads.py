@@ -60,6 +60,8 @@ def experiment(name: str, steps: int, data: Path, out: Path, threads: int):  # t
         overrides.append(f"train.warmup_epochs={steps / FULL_STEPS:.6f}")  # the quickstart: 1 of 6 epochs
     if "scale" in {i.name for i in describe_options(get_plugins().get("head", name).options)}:
         overrides.append("head.scale=32.0")
+    if name == "subcenter":  # K centres per class live in the core's classifier
+        overrides.append("classifier.subcenters=3")
     raw = apply_overrides(raw, overrides, str(QUICKSTART))
     return validate(raw, source=str(QUICKSTART), default_name="quickstart")
 

@@ -14,6 +14,22 @@ backbone
     for the warp's fixed box). Any component may pass ``check=`` to ``registry.add`` to refuse
     combinations at validation time (e.g. a backbone that only works behind one warp).
 
+    Optional, for a backbone that serves several input sizes (``btnet50``: a trunk and
+    low-resolution branches):
+
+    * ``input_sizes``: tuple of the ``(H, W)`` it serves natively, the main one first. Its
+      presence means the backbone takes inputs of any size and routes each batch itself, so
+      the embedder hands it images at their native size, batched by size, instead of resizing
+      them to ``image_size`` (see :func:`routes_inputs`). ``forward(x, branch=S)`` forces the
+      path that serves ``S x S`` inputs (``x`` is resized to it when needed).
+    * ``complexity_table()``: rows ``{"part": str, "input_size": int, "params": int, ...}``;
+      `facebone describe` prints one line per row with the MACs of a forward at that size
+      (further keys become further columns).
+    * ``complete_state_dict(state)``: a full state dict from a partial one of another layout
+      (e.g. a trunk-only iresnet checkpoint); weight loaders call it before matching keys.
+    * ``import_state_dicts(states, names)``: one state dict merged from several foreign
+      checkpoints (`facebone import-weights btnet ...`); ValueError naming the file on a misfit.
+
 head
     ``factory(options, *, num_classes: int, embedding_size: int, seed: int, **runtime) -> nn.Module``.
     ``forward(cosine, labels, norms)``: ``cosine`` is ``(N, C)`` cosine similarity of normalised
@@ -35,6 +51,21 @@ warp
     radians. Returns the warped images; attribute ``output_size`` ((H, W)). ``restore(warped,
     rois=None, size=None)`` is the inverse. Optional ``forward_with_rois(images, rois=None)``
     returns ``(warped, rois_used)`` (jittered in training; None for the fixed box).
+
+objective
+    ``factory(options, *, num_classes: int, embedding_size: int, seed: int, **runtime) -> nn.Module``
+    (its own parameters, if any, train with the model). ``forward(batch, *, model, classifier, head,
+    teacher=None) -> dict[str, Tensor]``: named, already weighted, scalar loss terms; the core
+    optimises their sum and logs each as ``train/<name>``. ``batch`` is a :class:`Batch` (this
+    rank's share). ``classifier(embeddings (n, D), labels (n,))`` returns ``(cosine (N, C_local),
+    labels_local (N,) with -1, norms (N, 1))`` over the global batch (N rows: embeddings are
+    all-gathered with gradient under DDP) and ``classifier.cross_entropy(logits, labels_local)``
+    is the cross-entropy with the softmax across ranks. A term that every rank computes
+    identically from those gathered outputs (a function of ``norms``, say) goes through
+    ``facebone.train.collectives.replicated`` so its gradient is counted once; terms of this
+    rank's own ``n`` rows (an MSE to a teacher) need nothing. An options field named ``teacher`` (a
+    run directory or checkpoint path; '' for none) makes the core load that model frozen, in eval
+    mode, and pass it as ``teacher``.
 
 evaluator
     ``factory(options, *, data_root: Path | None, **runtime) -> callable``.
@@ -76,26 +107,51 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 
+@dataclasses.dataclass
+class Batch:
+    """What an objective receives: this rank's share of the global batch.
+
+    ``images`` ``(n, 3, H, W)`` float in [-1, 1] on the training device; ``labels`` ``(n,)`` int64
+    class ids; ``rois`` optional ``(n, 4)`` or ``(n, 5)`` boxes for warps that use them.
+    """
+
+    images: Any
+    labels: Any
+    rois: Any = None
+
+
 @runtime_checkable
 class Embedder(Protocol):
     """What evaluators receive: a model in eval mode with batching, flip test and precision
     handled by the core.
 
-    Images are ``uint8`` arrays ``(N, H, W, 3)`` in RGB (any H, W: the embedder resizes to
-    its ``image_size`` when they differ). Calls may be made per chunk; the embedder batches.
+    Images are a ``uint8`` array ``(N, H, W, 3)`` in RGB, or a sequence of ``(H, W, 3)`` arrays
+    of any sizes. The embedder resizes them to its ``image_size``, unless the backbone routes
+    inputs by size (:func:`routes_inputs`): then each image goes in at its native size, images
+    of one size batched together. ``branch`` (routing backbones only) forces the path serving
+    ``branch x branch`` inputs. Calls may be made per chunk; the embedder batches.
     """
 
     embedding_size: int
     image_size: int
     flip: bool
 
-    def views(self, images: np.ndarray) -> np.ndarray:
+    def views(self, images: Any, branch: int | None = None) -> np.ndarray:
         """Raw embeddings ``(V, N, D)`` float32: V = 2 (original, mirrored) with flip test, else 1."""
         ...
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: Any, branch: int | None = None) -> np.ndarray:
         """``(N, D)`` float32: the sum of the views (flip-summed), not normalised."""
         ...
+
+
+def routes_inputs(model: Any) -> bool:
+    """True when ``model`` (a backbone, or a model with a ``backbone``) declares ``input_sizes``:
+    it takes inputs of any size and picks its own path for each batch."""
+    for wrapper in ("module", "_orig_mod"):  # DistributedDataParallel, torch.compile
+        model = getattr(model, wrapper, model)
+    backbone = getattr(model, "backbone", model)
+    return getattr(backbone, "input_sizes", None) is not None
 
 
 @dataclasses.dataclass

@@ -114,6 +114,46 @@ def test_component_check_hook_runs_at_validation(write_toml, tmp_path, monkeypat
         load_experiment(path, plugins=PLUGINS)
 
 
+def test_classifier_and_objective_tables_resolve_and_are_checked(write_toml, tmp_path):
+    exp = load_experiment(write_toml(GOOD.format(train=tmp_path)), plugins=PLUGINS)
+    resolved = exp.resolved()
+    assert resolved["classifier"] == {"type": "full", "sample_rate": 1.0, "subcenters": 1}
+    assert resolved["objective"] == {"type": "classification"}
+    text = GOOD.format(train=tmp_path) + """
+[classifier]
+type = "partial_fc"
+sample_rate = 0.1
+subcenters = 3
+[objective]
+type = "distill"
+teacher = "{teacher}"
+embedding_weight = 0.5
+""".format(teacher=tmp_path)
+    exp = load_experiment(write_toml(text, "pfc.toml"), plugins=PLUGINS)
+    assert (exp.classifier.type, exp.classifier.sample_rate, exp.classifier.subcenters) == ("partial_fc", 0.1, 3)
+    assert exp.objective.type == "distill" and exp.objective.options.teacher == str(tmp_path.resolve())
+    bad = GOOD.format(train=tmp_path) + """
+[classifier]
+type = "partial_fc"
+sample_rate = 0.0
+[objective]
+type = "distil"
+"""
+    with pytest.raises(ConfigError) as info:
+        load_experiment(write_toml(bad, "bad.toml"), plugins=PLUGINS)
+    problems = info.value.problems
+    assert any("[classifier]: key 'sample_rate' must be in (0, 1], got 0.0" in p for p in problems)
+    assert any("[objective]: key 'type': unknown objective 'distil' (did you mean 'distill'" in p for p in problems)
+    for table, message in (("[classifier]\nsample_rate = 0.5", "needs type = 'partial_fc'"),
+                           ("[classifier]\nsubcenters = 0", "must be >= 1"),
+                           ('[objective]\ntype = "distill"', "missing required key 'teacher'")):
+        with pytest.raises(ConfigError, match=message):
+            load_experiment(write_toml(GOOD.format(train=tmp_path) + table + "\n", "bad2.toml"), plugins=PLUGINS)
+    missing = GOOD.format(train=tmp_path).replace("lr = 0.05", 'lr = 0.05\ninit_from = "nowhere/run"')
+    with pytest.raises(ConfigError, match=r"\[train\] key 'init_from': path 'nowhere/run' does not exist"):
+        load_experiment(write_toml(missing, "missing.toml"), plugins=PLUGINS)
+
+
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "/etc/passwd", "~root"])
 def test_unsafe_run_names_are_refused_at_validation(write_toml, tmp_path, name):
     path = write_toml(GOOD.format(train=tmp_path).replace('name = "t"', f'name = "{name}"'))

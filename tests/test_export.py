@@ -17,7 +17,8 @@ pytest.importorskip("onnxruntime")
 from facebone.weights.onnx import export_onnx  # noqa: E402
 
 torch.set_num_threads(1)
-SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large"}
+SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large",
+        "btnet34", "btnet50", "btnet100", "btnet200"}
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:

@@ -3,7 +3,7 @@ is tested without writing a test (backbones and heads have their own, heavier on
 import pytest
 
 from facebone.plugin.discovery import load_plugins
-from facebone.testing import check_options, check_warp
+from facebone.testing import check_objective, check_options, check_warp
 from facebone.plugin.registry import KINDS
 
 from fb_testing import facebone
@@ -26,8 +26,13 @@ def test_every_warp_is_a_batched_differentiable_module_with_an_inverse(name):
     check_warp(name, PLUGINS)
 
 
-@pytest.mark.parametrize("kind, name", [c for c in COMPONENTS if c[0] in ("warp", "head", "evaluator")])
+@pytest.mark.parametrize("kind, name", [c for c in COMPONENTS if c[0] in ("warp", "head", "evaluator", "objective")])
 def test_describe_works_for_every_component(kind, name):
     result = facebone("describe", kind, name)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{kind} {name}: ")
+
+
+@pytest.mark.parametrize("name", PLUGINS.registry("objective").names())
+def test_every_objective_returns_named_scalar_terms_that_train_the_model(name):
+    check_objective(name, PLUGINS)

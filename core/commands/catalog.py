@@ -8,8 +8,8 @@ from facebone.plugin.registry import KINDS
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered components",
-                       description="List components. KIND is backbone(s), head(s), warp(s) or evaluator(s); "
-                                   "PATTERN is a wildcard such as 'iresnet*'.")
+                       description="List components. KIND is backbone(s), head(s), warp(s), evaluator(s) or "
+                                   "objective(s); PATTERN is a wildcard such as 'iresnet*'.")
     p.add_argument("kind", nargs="?", help="component kind (default: all kinds), or a pattern")
     p.add_argument("pattern", nargs="?", help="wildcard filter on names, e.g. 'iresnet*'")
     p.set_defaults(func=list_components)
@@ -85,8 +85,14 @@ def _complexity_lines(comp) -> list[str]:  # type: ignore[no-untyped-def]
 
     size = 112
     model = build_backbone(comp.qualified_name, embedding_size=512, image_size=size)
-    return [f"at {size}x{size} with default options and 512-D embeddings:"] + [
+    lines = [f"at {size}x{size} with default options and 512-D embeddings:"] + [
         "  " + line for line in describe_lines(count(model, size), size)]
+    if hasattr(model, "complexity_table"):  # a backbone with several paths: one row each
+        from facebone.model.complexity import table_lines
+
+        lines += ["per path (params: learnable, BN running statistics excluded; GMACs of a forward at its input):"]
+        lines += ["  " + line for line in table_lines(model)]
+    return lines
 
 
 def plugins(args: argparse.Namespace) -> int:

@@ -18,11 +18,25 @@ def check(args: argparse.Namespace) -> int:
     from facebone.experiment import tomlio
     from facebone.experiment.config import load_experiment
 
+    from facebone.train.stages import preflight
+
     exp = load_experiment(args.experiment, args.overrides)
+    trains = preflight(exp, num_classes=_num_classes(exp)).line()
     if args.resolved:
-        print(tomlio.dumps(exp.resolved()), end="")
+        print(f"# {trains}\n" + tomlio.dumps(exp.resolved()), end="")
         return 0
     evals = ", ".join(e.type for e in exp.evals) or "none"
     print(f"{args.experiment}: OK — backbone {exp.backbone.type}, warp {exp.warp.type}, head {exp.head.type}, "
-          f"evaluators: {evals}")
+          f"objective {exp.objective.type}, evaluators: {evals}; {trains}")
     return 0
+
+
+def _num_classes(exp) -> int | None:  # type: ignore[no-untyped-def]
+    """The training set's class count when it can be read (it may not exist before a synthetic run)."""
+    from facebone.data.dataset import open_source
+    from facebone.errors import FaceboneError
+
+    try:
+        return int(open_source(exp.data.train).num_classes)
+    except (FaceboneError, OSError):
+        return None

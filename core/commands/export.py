@@ -24,6 +24,9 @@ def register(subparsers) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--set", action="append", default=[], metavar="backbone.KEY=VALUE", help="backbone option")
     p.add_argument("--image-size", type=int, default=None, help="input size (default: metadata, else 112)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--resolution", type=int, default=None, metavar="R",
+                   help="input side of the graph, for a backbone serving several sizes (btnet: 112, 28, 14 or 7; "
+                        "one graph per path; default: the image size)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=run)
 
@@ -58,9 +61,24 @@ def run(args: argparse.Namespace) -> int:
     size = args.image_size or int(meta.get("image_size", 112))
     model = build_for_state(name, table, state, image_size=size)
     load_into(model, state, f"{args.checkpoint} ({name})")
-    result = export_onnx(model, args.onnx, size, opset=args.opset)
+    result = export_onnx(model, args.onnx, graph_size(model, size, args.resolution), opset=args.opset)
     print(json.dumps(result))
     return 0
+
+
+def graph_size(model, image_size: int, resolution: int | None) -> int:  # type: ignore[no-untyped-def]
+    """The input side of the exported graph: ``resolution`` must be one the backbone serves."""
+    from facebone.errors import ConfigError
+
+    if resolution is None or resolution == image_size:
+        return image_size
+    backbone = getattr(model, "backbone", model)
+    sizes = [int(h) for h, w in getattr(backbone, "input_sizes", None) or () if h == w]
+    if resolution not in sizes:
+        served = f"it serves {', '.join(map(str, sizes))}" if sizes else f"it serves only {image_size}"
+        raise ConfigError(f"--resolution {resolution}: the backbone has no path for {resolution}x{resolution} "
+                          f"inputs; {served}")
+    return resolution
 
 
 def export_run(args: argparse.Namespace) -> int:
@@ -78,6 +96,7 @@ def export_run(args: argparse.Namespace) -> int:
     check_onnx_output(args)
     exp = open_run(run_dir)
     model = model_from_checkpoint(exp, latest_checkpoint(run_dir))
-    result = export_onnx(model, args.onnx, exp.data.image_size, opset=args.opset)
+    size = graph_size(model, exp.data.image_size, args.resolution)
+    result = export_onnx(model, args.onnx, size, opset=args.opset)
     print(json.dumps(result))
     return 0

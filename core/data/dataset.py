@@ -26,12 +26,27 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
 @dataclass(frozen=True)
 class Degradation:
-    """Random resolution degradation: with probability ``p``, downsample to one of
-    ``sizes`` (chosen uniformly) and back with ``interpolation``."""
+    """Random resolution degradation: with probability ``p``, downsample to one of ``sizes``
+    (chosen uniformly) with ``interpolation`` (antialiased for bilinear and bicubic), and
+    with ``upsample`` back to the image size with the same filter. Without ``upsample`` one
+    draw is made per batch (the first image's), so that a batch has one size: the collate
+    function resizes the whole batch (see :meth:`TrainingSet.degrade_batch`)."""
 
     sizes: Sequence[int] = ()
     p: float = 0.0
     interpolation: str = "bilinear"
+    upsample: bool = True
+
+    @classmethod
+    def from_table(cls, table: Any) -> "Degradation":
+        """From an experiment's ``[data.degrade]`` table (:class:`facebone.experiment.schema.DegradeTable`)."""
+        return cls(sizes=tuple(table.sizes), p=table.p, interpolation=table.filter, upsample=table.upsample)
+
+    def draw(self, seed: int) -> int:
+        """The size an image with augmentation ``seed`` is degraded to (0: not degraded)."""
+        if self.p > 0 and ((seed >> 1) & 0xFFFF) / 65536.0 < self.p:
+            return int(self.sizes[(seed >> 17) % len(self.sizes)])
+        return 0
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -109,6 +124,8 @@ class TrainingSet(torch.utils.data.Dataset):
             return None
         img = self.augment(img, seed)
         x = to_network_range(img)
+        if not self.degradation.upsample:  # the collate function degrades the whole batch
+            return x, int(self.source.labels[i]), self.degradation.draw(seed)
         return x, int(self.source.labels[i])
 
     def augment(self, img: torch.Tensor, seed: int) -> torch.Tensor:
@@ -116,10 +133,19 @@ class TrainingSet(torch.utils.data.Dataset):
         if self.hflip and seed & 1:
             img = img.flip(-1)
         deg = self.degradation
-        if deg.p > 0 and ((seed >> 1) & 0xFFFF) / 65536.0 < deg.p:
-            size = int(deg.sizes[(seed >> 17) % len(deg.sizes)])
+        size = deg.draw(seed) if deg.upsample else 0
+        if size and (size, size) != tuple(self.image_size):
             img = resize_uint8(resize_uint8(img, (size, size), deg.interpolation), self.image_size, deg.interpolation)
         return img
+
+    def degrade_batch(self, images: torch.Tensor, size: int) -> torch.Tensor:
+        """A batch ``(N, 3, H, W)`` in [-1, 1] resized to ``size`` with the degradation's filter
+        (``upsample = false``; ``size`` 0 leaves it as it is)."""
+        if not size or (size, size) == tuple(images.shape[-2:]):
+            return images
+        mode = self.degradation.interpolation
+        kwargs = {} if mode in ("nearest", "area") else {"align_corners": False, "antialias": True}
+        return torch.nn.functional.interpolate(images, size=(size, size), mode=mode, **kwargs)
 
 
 def open_training_set(path: str | os.PathLike, *, image_size: int | tuple[int, int], hflip: bool = True,

@@ -59,10 +59,14 @@ class EpochSampler(Sampler):
 
 
 class SkipCollate:
-    """Stack ``(image, label)`` items, dropping ``None`` (a skipped corrupt record)."""
+    """Stack ``(image, label)`` items, dropping ``None`` (a skipped corrupt record).
 
-    def __init__(self, image_shape: tuple[int, ...]):
+    Items ``(image, label, size)`` (degradation without upsampling) make a batch resized to
+    the first item's ``size`` by ``degrade_batch(images, size)``."""
+
+    def __init__(self, image_shape: tuple[int, ...], degrade_batch: Any = None):
         self.image_shape = image_shape
+        self.degrade_batch = degrade_batch
 
     def __call__(self, batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         items = [b for b in batch if b is not None]
@@ -70,6 +74,8 @@ class SkipCollate:
             return torch.zeros((0, *self.image_shape)), torch.zeros(0, dtype=torch.long)
         images = torch.stack([b[0] for b in items])
         labels = torch.tensor([b[1] for b in items], dtype=torch.long)
+        if len(items[0]) > 2 and self.degrade_batch is not None:
+            images = self.degrade_batch(images, int(items[0][2]))
         return images, labels
 
 
@@ -146,5 +152,5 @@ def make_loader(dataset: Any, *, batch_size: int, shuffle: bool = True, num_work
         if prefetch_factor is not None:
             kwargs["prefetch_factor"] = prefetch_factor
     return FaceLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=SkipCollate(shape), drop_last=drop_last,
+                      collate_fn=SkipCollate(shape, getattr(dataset, "degrade_batch", None)), drop_last=drop_last,
                       pin_memory=pin_memory and torch.cuda.is_available(), **kwargs)

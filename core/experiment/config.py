@@ -16,7 +16,7 @@ from facebone.errors import ConfigError, PluginError
 from facebone.experiment.overrides import apply_overrides
 from facebone.plugin.options import build_options, options_to_dict, suggest
 from facebone.plugin.registry import Component
-from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, SynthTable
+from facebone.experiment.schema import COMPONENT_TABLES, CORE_TABLES, DEFAULT_TYPES, DegradeTable, SynthTable
 
 MAX_EXPERIMENT_BYTES = 1 << 20
 """An experiment file larger than this is refused (it is not an experiment)."""
@@ -62,6 +62,10 @@ class Experiment:
     warp: ComponentSpec
     head: ComponentSpec
     evals: list[ComponentSpec]
+    degrade: DegradeTable | None = None
+    """``[data.degrade]``, or None when training images are not degraded."""
+    classifier: Any = None
+    objective: ComponentSpec | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +84,8 @@ class Experiment:
         data = options_to_dict(self.data)
         if self.synth is not None:
             data["synth"] = options_to_dict(self.synth)
+        if self.degrade is not None:
+            data["degrade"] = options_to_dict(self.degrade)
         out: dict[str, Any] = {
             "experiment": options_to_dict(self.experiment),
             "data": data,
@@ -87,8 +93,11 @@ class Experiment:
             "warp": self.warp.resolved(),
             "head": self.head.resolved(),
             "train": options_to_dict(self.train),
+            "classifier": options_to_dict(self.classifier),
             "embed": options_to_dict(self.embed),
         }
+        if self.objective is not None:
+            out["objective"] = self.objective.resolved()
         if self.evals:
             out["eval"] = [e.resolved() for e in self.evals]
         return out
@@ -196,6 +205,30 @@ def _component(table: str, value: Any, source: str, plugins: Plugins, problems: 
     return ComponentSpec(table, type_name, component, options, core, where)
 
 
+def _resolve_sources(exp: Experiment, source: str, check_paths: bool) -> list[str]:
+    """Make the paths of earlier stages (init_from, classifier_from, an objective's teacher) absolute;
+    with ``check_paths``, one problem per path that does not exist."""
+    problems = []
+
+    def resolve(value: str, where: str) -> str:
+        if not value:
+            return value
+        path = Path(value).expanduser()
+        if check_paths and not path.exists():
+            problems.append(f"{where}: path '{value}' does not exist (a run directory or a checkpoint file)")
+        return str(path.resolve())
+
+    train = exp.train
+    exp.train = dataclasses.replace(
+        train, init_from=resolve(train.init_from, f"{source} [train] key 'init_from'"),
+        classifier_from=resolve(train.classifier_from, f"{source} [train] key 'classifier_from'"))
+    spec = exp.objective
+    if spec is not None and isinstance(getattr(spec.options, "teacher", None), str):
+        teacher = resolve(spec.options.teacher, f"{source} [objective] key 'teacher'")
+        spec.options = dataclasses.replace(spec.options, teacher=teacher)
+    return problems
+
+
 def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name: str = "experiment",
              plugins: Plugins | None = None, check_paths: bool = True) -> Experiment:
     """Validate parsed TOML; return an :class:`Experiment` or raise ConfigError with every problem."""
@@ -208,7 +241,7 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
                             f"tables: {', '.join('[' + t + ']' for t in known)}")
 
     tables: dict[str, Any] = {}
-    synth = None
+    synth = degrade = None
     for table, cls in CORE_TABLES.items():
         value = raw.get(table, {})
         if not isinstance(value, dict):
@@ -221,6 +254,13 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
                 problems.append(f"{_where(source, 'data.synth')}: expected a table")
             else:
                 synth, p = build_options(SynthTable, synth_value, _where(source, "data.synth"))
+                problems.extend(p)
+        if table == "data" and "degrade" in value:
+            degrade_value = value.pop("degrade")
+            if not isinstance(degrade_value, dict):
+                problems.append(f"{_where(source, 'data.degrade')}: expected a table")
+            else:
+                degrade, p = build_options(DegradeTable, degrade_value, _where(source, "data.degrade"))
                 problems.extend(p)
         if table == "experiment":
             _check_run_name(value, default_name, source, problems)
@@ -235,7 +275,7 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
         tables[table] = instance
 
     specs: dict[str, Any] = {}
-    for table in ("backbone", "warp", "head"):
+    for table in ("backbone", "warp", "head", "objective"):
         if table not in raw and table not in DEFAULT_TYPES:
             problems.append(f"{source}: missing table [{table}] (with type = one of `facebone list {table}s`)")
             continue
@@ -280,10 +320,14 @@ def validate(raw: dict[str, Any], *, source: str = "<experiment>", default_name:
 
     exp = Experiment(source=source, given=raw, experiment=tables["experiment"], data=tables["data"], synth=synth,
                      train=tables["train"], embed=tables["embed"], backbone=specs["backbone"], warp=specs["warp"],
-                     head=specs["head"], evals=evals)
+                     head=specs["head"], evals=evals, degrade=degrade, classifier=tables["classifier"],
+                     objective=specs["objective"])
     exp.data = dataclasses.replace(exp.data, train=str(Path(exp.data.train).expanduser().resolve()))
     exp.experiment = dataclasses.replace(
         exp.experiment, output_dir=str(Path(exp.experiment.output_dir).expanduser().resolve()))
+    problems.extend(_resolve_sources(exp, source, check_paths))
+    if problems:
+        raise ConfigError(problems)
     return exp
 
 

@@ -30,6 +30,27 @@ class SynthTable:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DegradeTable:
+    """``[data.degrade]``: random resolution degradation of training images (BTNet's stage 1)."""
+
+    p: float = option(1.0, "probability that a training image is degraded")
+    sizes: list[int] = option(default_factory=lambda: [112, 56, 28, 14, 7],
+                              help="resolutions to degrade to, drawn uniformly (a size equal to image_size leaves "
+                                   "the image as it is)")
+    filter: Literal["bilinear", "bicubic", "area", "nearest"] = option(
+        "bilinear", "resampling filter; downscaling is antialiased for bilinear/bicubic (as PIL), area averages, "
+                    "nearest does not antialias")
+    upsample: bool = option(True, "resize back to [data] image_size with the same filter (false: the batch stays "
+                                  "at the drawn size; then one size is drawn per batch, not per image)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"key 'p' must be in [0, 1], got {self.p}")
+        if not self.sizes or any(s < 1 for s in self.sizes):
+            raise ValueError(f"key 'sizes' needs positive sizes, got {self.sizes}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataTable:
     train: str = option(help="training data: RecordIO directory (train.rec/.idx) or image folder")
     image_size: int = option(112, "side of the square network input in pixels")
@@ -47,7 +68,9 @@ class DataTable:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainTable:
-    batch_size: int = option(128, "samples per optimisation step")
+    batch_size: int = option(128, "global batch: samples per step over all processes together (each takes its share)")
+    accumulate: int = option(1, "accumulate gradients over this many batches per optimiser step (effective batch "
+                                "batch_size x accumulate; the schedule counts optimiser steps)")
     epochs: int = option(20, "passes over the training data")
     max_steps: int = option(0, "stop after this many steps (0: run all epochs)")
     optimizer: Literal["sgd", "adamw"] = option("sgd", "optimiser")
@@ -65,8 +88,23 @@ class TrainTable:
         "step", "when the schedule moves: every optimiser step, or once per epoch (the lr of an epoch is that "
                 "of its first step)")
     grad_clip: float = option(5.0, "clip the global gradient norm to this (0: no clipping)")
+    init_from: str = option("", "start from these weights: a run directory (its latest checkpoint) or a "
+                                "checkpoint file ('': from scratch)")
+    init_strict: bool = option(True, "with init_from, every model key must be present with its shape (false: "
+                                     "load what matches and report the rest)")
+    classifier_from: str = option("", "reuse the class centres of this run directory or checkpoint (same classes)")
+    classifier_frozen: bool = option(False, "keep the classifier's centres fixed (as freeze = ['classifier.*'])")
+    freeze: tuple[str, ...] = option((), "glob patterns of parameter names that do not train, e.g. "
+                                          "['backbone.layer1*'] (names: warp.*, backbone.*, classifier.*, head.*, "
+                                          "objective.*)")
+    freeze_bn: Literal["update", "frozen"] = option("frozen", "batch-norm statistics of fully frozen batch-norm "
+                                                              "layers: keep updating them, or hold them (eval mode)")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision (fp16 on CUDA only)")
     checkpoint_every: int = option(0, "also save a checkpoint every N steps (0: only at the end)")
+    keep_last: int = option(0, "keep only the newest N step checkpoints (0: keep them all)")
+    max_nonfinite: int = option(10, "stop the run after this many consecutive non-finite losses (each one skips "
+                                    "its step)")
+    channels_last: bool = option(False, "train in channels-last memory format (faster on many GPUs and CPUs)")
     eval_every: int = option(0, "run the evaluators every N steps during training (0: only at the end)")
     log_every: int = option(10, "log loss and learning rate to TensorBoard every N steps")
     device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train (auto: CUDA if available)")
@@ -77,13 +115,13 @@ class TrainTable:
         for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "lr_power", "grad_clip"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"key '{key}' must be a finite number, got {getattr(self, key)}")
-        for key in ("batch_size", "epochs"):
+        for key in ("batch_size", "epochs", "accumulate", "max_nonfinite"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"key 'lr' must be positive, got {self.lr}")
         for key in ("max_steps", "warmup_epochs", "checkpoint_every", "eval_every", "num_threads", "grad_clip",
-                    "weight_decay", "momentum"):
+                    "weight_decay", "momentum", "keep_last"):
             if getattr(self, key) < 0:
                 raise ValueError(f"key '{key}' must be >= 0, got {getattr(self, key)}")
         if self.log_every <= 0:
@@ -95,6 +133,24 @@ class TrainTable:
             raise ValueError("key 'lr_milestones' is needed by lr_schedule = 'multistep' (e.g. [10, 18, 22])")
         if not 0 < self.lr_gamma <= 1:
             raise ValueError(f"key 'lr_gamma' must be in (0, 1], got {self.lr_gamma}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassifierTable:
+    type: Literal["full", "partial_fc"] = option("full", "full: softmax over every class; partial_fc: over the "
+                                                         "batch's classes plus sampled negatives (sample_rate)")
+    sample_rate: float = option(1.0, "partial_fc: share of each rank's classes scored per step, in (0, 1] "
+                                     "(every positive is always kept)")
+    subcenters: int = option(1, "centres per class K; a class scores the max over its K centres (sub-center)")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sample_rate <= 1:
+            raise ValueError(f"key 'sample_rate' must be in (0, 1], got {self.sample_rate}")
+        if self.type == "full" and self.sample_rate != 1:
+            raise ValueError(f"key 'sample_rate' = {self.sample_rate} needs type = 'partial_fc' "
+                             "(type 'full' scores every class)")
+        if self.subcenters < 1:
+            raise ValueError(f"key 'subcenters' must be >= 1, got {self.subcenters}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,8 +168,10 @@ CORE_TABLES = {
     "experiment": ExperimentTable,
     "data": DataTable,
     "train": TrainTable,
+    "classifier": ClassifierTable,
     "embed": EmbedTable,
 }
-COMPONENT_TABLES = {"backbone": "backbone", "warp": "warp", "head": "head", "eval": "evaluator"}
-DEFAULT_TYPES = {"warp": "cartesian", "head": "arcface"}
+COMPONENT_TABLES = {"backbone": "backbone", "warp": "warp", "head": "head", "objective": "objective",
+                    "eval": "evaluator"}
+DEFAULT_TYPES = {"warp": "cartesian", "head": "arcface", "objective": "classification"}
 """Component tables that may be left out, and the type they then get."""

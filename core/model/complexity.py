@@ -53,3 +53,22 @@ def describe_lines(c: dict[str, int], input_size: Any) -> list[str]:
     return [f"parameters: {c['params']:,} ({c['params'] / 1e6:.2f}M)",
             f"compute at {h}x{w}: {c['macs'] / 1e9:.3f} GMACs = {c['flops'] / 1e9:.3f} GFLOPs "
             "(FLOPs = 2 x multiply-accumulates; InsightFace's 'GFLOPs' are MACs)"]
+
+
+def table_lines(model: Any) -> list[str]:
+    """An aligned table of a backbone's ``complexity_table()`` rows (see facebone.contracts):
+    part, input size, parameters, MACs of a forward at that size, then any further keys."""
+    rows = list(model.complexity_table())
+    if not rows:
+        return []
+    extra = [k for row in rows for k in row if k not in ("part", "input_size", "params")]
+    extra = list(dict.fromkeys(extra))
+    header = ["part", "input", "params", "GMACs", *extra]
+    cells = [header]
+    for row in rows:
+        c = count(model, row["input_size"])
+        h, w = _hw(row["input_size"])
+        cells.append([str(row["part"]), f"{h}x{w}", f"{row['params']:,}", f"{c['macs'] / 1e9:.2f}",
+                      *[f"{row[k]:,}" if isinstance(row.get(k), int) else str(row.get(k, "")) for k in extra]])
+    widths = [max(len(r[j]) for r in cells) for j in range(len(header))]
+    return ["  ".join(v.ljust(widths[j]) if j == 0 else v.rjust(widths[j]) for j, v in enumerate(r)) for r in cells]

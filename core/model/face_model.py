@@ -1,6 +1,8 @@
 """The model the core trains and embeds with: a warp followed by a backbone."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -18,11 +20,12 @@ class FaceModel(nn.Module):
         self.backbone = backbone
         self.embedding_size = int(backbone.embedding_size)
 
-    def forward(self, images: torch.Tensor, rois: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, rois: torch.Tensor | None = None, **backbone_kwargs: Any) -> Any:
+        """Embeddings; ``backbone_kwargs`` go to the backbone (e.g. ``branch=`` of a routing backbone)."""
         if not getattr(self.backbone, "takes_rois", False):
-            return self.backbone(self.warp(images, rois))
+            return self.backbone(self.warp(images, rois), **backbone_kwargs)
         if hasattr(self.warp, "forward_with_rois"):
             warped, used = self.warp.forward_with_rois(images, rois)
         else:
             warped, used = self.warp(images, rois), rois
-        return self.backbone(warped, used)
+        return self.backbone(warped, used, **backbone_kwargs)

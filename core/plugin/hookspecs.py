@@ -26,9 +26,15 @@ def facebone_evaluators(registry):  # type: ignore[no-untyped-def]
     """Add evaluation protocols."""
 
 
+@hookspec
+def facebone_objectives(registry):  # type: ignore[no-untyped-def]
+    """Add training objectives (the loss as named terms)."""
+
+
 HOOK_KIND = {
     "facebone_backbones": "backbone",
     "facebone_heads": "head",
     "facebone_warps": "warp",
     "facebone_evaluators": "evaluator",
+    "facebone_objectives": "objective",
 }

@@ -1,4 +1,4 @@
-"""One registry per component kind (backbones, heads, warps, evaluators).
+"""One registry per component kind (backbones, heads, warps, evaluators, objectives).
 
 Plugins fill registries through their registration hooks::
 
@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from facebone.errors import PluginError
 from facebone.plugin.options import check_options_class, suggest
 
-KINDS = ("backbone", "head", "warp", "evaluator")
+KINDS = ("backbone", "head", "warp", "evaluator", "objective")
 """Component kinds, singular. The CLI also accepts plurals ('backbones')."""
 
 

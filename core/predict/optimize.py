@@ -22,7 +22,7 @@ from torch import nn
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 FOLDS_INTO = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-KEPT_ATTRIBUTES = ("embedding_size", "input_size", "input_sizes")
+KEPT_ATTRIBUTES = ("embedding_size", "input_size", "input_sizes", "takes_rois")
 
 
 def _fold(layer: nn.Module, bn: nn.Module) -> nn.Module:

@@ -15,16 +15,16 @@ def _plugins(plugins: Any = None) -> Any:
     return plugins or get_plugins()
 
 
-def _build(kind: str, name: str, plugins: Any = None, **runtime: Any) -> Any:
-    """The component built with its default options through the core's build path (skip if a
-    needed optional package is absent)."""
+def _build(kind: str, name: str, plugins: Any = None, given: dict[str, Any] | None = None, **runtime: Any) -> Any:
+    """The component built with its default options (plus ``given``) through the core's build path
+    (skip if a needed optional package is absent)."""
     import pytest
 
     from facebone.plugin.build import build_component
     from facebone.plugin.options import build_options
 
     comp = _plugins(plugins).get(kind, name)
-    options, problems = build_options(comp.options, {}, f"{kind} '{name}'")
+    options, problems = build_options(comp.options, dict(given or {}), f"{kind} '{name}'")
     if problems and any("missing required key" in p for p in problems):
         pytest.skip(f"{kind} '{name}' has required options; its build is checked by its own tests")
     assert not problems, f"{kind} '{name}': default options do not validate: {problems}"
@@ -73,7 +73,13 @@ def check_backbone(name: str, plugins: Any = None, *, image_size: int = 112, emb
     out = model.train()(x)
     assert out.shape == (2, embedding_size), f"backbone '{name}': output {tuple(out.shape)}"
     assert out.dtype == torch.float32 and torch.isfinite(out).all(), f"backbone '{name}': non-finite output"
-    out.square().mean().backward()
+    loss = out.square().mean()
+    for h, w in list(getattr(model, "input_sizes", None) or ())[1:]:  # a routing backbone: every path it serves
+        other = model(torch.rand(2, 3, h, w) * 2 - 1)
+        assert other.shape == (2, embedding_size) and torch.isfinite(other).all(), \
+            f"backbone '{name}': path for {h}x{w} gives {tuple(other.shape)} or non-finite values"
+        loss = loss + other.square().mean()
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"backbone '{name}': no gradient for {missing[:5]}"
     model.eval()
@@ -234,11 +240,43 @@ def check_evaluator(name: str, plugins: Any = None) -> None:
 
 
 def check_objective(name: str, plugins: Any = None) -> None:
-    """Built as an nn.Module; forward returns a dict of named scalar terms (checked by the trainer tests)."""
+    """Built as an nn.Module; on a small batch through a small model, the core's classifier and a
+    scaled-cosine head (and a frozen teacher when its options have a ``teacher``), forward returns
+    named finite scalar terms whose sum trains the model and not the teacher."""
+    import copy
+
     import torch
 
-    objective = _build("objective", name, plugins, num_classes=4, embedding_size=8, seed=0)
+    from facebone.contracts import Batch
+    from facebone.plugin.options import describe_options
+    from facebone.train.classifier import Classifier
+    from facebone.train.teacher import FrozenTeacher
+
+    comp = _plugins(plugins).get("objective", name)
+    wants_teacher = "teacher" in {i.name for i in describe_options(comp.options)}
+    given = {"teacher": "runs/teacher"} if wants_teacher else {}  # the core loads it; here it is passed
+    objective = _build("objective", name, plugins, given, num_classes=4, embedding_size=8, seed=0)
     assert isinstance(objective, torch.nn.Module), f"objective '{name}' is not a torch.nn.Module"
+
+    class ScaledCosine(torch.nn.Module):
+        def forward(self, cosine: Any, labels: Any, norms: Any) -> Any:
+            return cosine * 16.0
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 8))
+    batch = Batch(torch.rand(4, 3, 8, 8) * 2 - 1, torch.arange(4))
+    teacher = FrozenTeacher(copy.deepcopy(model), 8, "check") if wants_teacher else None
+    terms = objective(batch, model=model, classifier=Classifier(4, 8, seed=0), head=ScaledCosine(), teacher=teacher)
+    assert isinstance(terms, dict) and terms, f"objective '{name}' returned {type(terms).__name__}, not named terms"
+    for key, value in terms.items():
+        assert isinstance(key, str) and key, f"objective '{name}': term name {key!r} is not a non-empty string"
+        assert isinstance(value, torch.Tensor) and value.dim() == 0 and bool(torch.isfinite(value)), \
+            f"objective '{name}': term {key!r} is not a finite scalar tensor"
+    sum(terms.values()).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), \
+        f"objective '{name}': its terms do not reach the model's parameters"
+    assert teacher is None or all(p.grad is None for p in teacher.parameters()), \
+        f"objective '{name}': gradient reached the frozen teacher"
 
 
 CHECKS: dict[str, Callable[..., None]] = {

@@ -1,2 +1,6 @@
-"""Training: the loop (``loop``), the core-owned classifier (``classifier``), optimisers and
-schedules (``optim``), and the run's device and seeding (``runtime``)."""
+"""Training: the loop (``loop``); the core-owned classifier, sharded over ranks with Partial FC
+sampling (``classifier``, with ``collectives`` for the all-gather and the distributed softmax and
+``cosine`` for the memory-lean cosine); the objective and its frozen teacher (``objective``,
+``teacher``); a stage's starting point (``stages``: ``init`` for init_from / classifier_from,
+``freeze`` for frozen parameters and batch-norm statistics); optimisers and schedules
+(``optim``); and the run's device and seeding (``runtime``)."""

@@ -68,10 +68,17 @@ def export_onnx(model: Any, path: str | Path, image_size: int | tuple[int, int],
                             "batch; are the weights finite?")
 
     def write(tmp: str) -> None:
+        import warnings
+
+        from facebone.contracts import routes_inputs
+
         try:
-            torch.onnx.export(model, (dummy,), tmp, dynamo=False, opset_version=opset, input_names=["images"],
-                              output_names=["embedding"],
-                              dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}})
+            with warnings.catch_warnings():
+                if routes_inputs(model):  # the path is chosen from the input's size: the graph is for this size
+                    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+                torch.onnx.export(model, (dummy,), tmp, dynamo=False, opset_version=opset, input_names=["images"],
+                                  output_names=["embedding"],
+                                  dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}})
             onnx.checker.check_model(tmp)
         except OSError:
             raise

@@ -63,10 +63,14 @@ def gwp_sigma(size: int) -> float:
 
 
 class GaussianWeightedPool(nn.Module):
-    """Sum of the final map weighted by a fixed Gaussian: ``(N, C, s, s) -> (N, C)``.
+    """Global Gaussian-weighted pooling, as the GWP paper's code computes it: ``(N, C, s, s) -> (N, C)``.
 
-    The kernel is a non-persistent buffer (it is a function of the map size, not a learnt
-    weight), so it follows ``.to(device/dtype)`` and is absent from checkpoints.
+    The map is multiplied by the fixed Gaussian (which sums to 1) and then averaged over its
+    ``s * s`` positions, so the effective weights are ``gaussian / s**2`` (``/ 49`` at the
+    paper's 7x7 map): ``pool(x)[n, c] = mean_ij(w_ij * x[n, c, i, j])``. A constant map of
+    value 1 pools to ``1 / s**2``, not 1. The kernel is a non-persistent buffer (a function of
+    the map size, not a learnt weight), so it follows ``.to(device/dtype)`` and is absent from
+    checkpoints.
     """
 
     def __init__(self, size: int, sigma: float | None = None):
@@ -76,7 +80,8 @@ class GaussianWeightedPool(nn.Module):
         self.register_buffer("weight", gaussian_weights(size, self.sigma), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("nchw,hw->nc", x, self.weight.to(x.dtype))
+        # the paper's order of operations: elementwise product, then AdaptiveAvgPool2d(1)
+        return nn.functional.adaptive_avg_pool2d(x * self.weight.to(x.dtype), 1).flatten(1)
 
 
 def make_pool(pooling: str, size: int) -> nn.Module:

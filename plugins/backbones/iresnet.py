@@ -21,10 +21,11 @@ class IResNetOptions:
     """Options of every ``iresnetN`` backbone."""
 
     pooling: Literal["flatten", "gap", "gwp"] = facebone.option(
-        "flatten", "final map -> vector: flatten (InsightFace), gap (average) or gwp (Gaussian-weighted, IJCB 2024)")
+        "flatten", "final map -> vector: flatten (InsightFace), gap (average) or gwp (Gaussian-weighted average "
+                   "as in the GWP paper's code, IJCB 2024; its net also sets stem7x7 = true)")
     dropout: float = facebone.option(0.0, "dropout probability before the final linear layer")
     width: int = facebone.option(64, "channels of the first stage (stages are width x 1, 2, 4, 8); 64 is InsightFace")
-    stem7x7: bool = facebone.option(False, "7x7 stem convolution (the GWP paper code's variant) instead of 3x3")
+    stem7x7: bool = facebone.option(False, "7x7 stem convolution (the GWP paper's registered net) instead of 3x3")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:

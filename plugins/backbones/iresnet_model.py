@@ -26,9 +26,12 @@ class IResNet(nn.Module):
     """iResNet backbone: ``(N, 3, H, W)`` in [-1, 1] -> ``(N, embedding_size)``.
 
     ``pooling``: "flatten" (InsightFace: linear on the whole C x s x s map), "gap" (average
-    over the map) or "gwp" (fixed Gaussian weights, GWP paper). ``H`` and ``W`` must be
+    over the map) or "gwp" (the map times a fixed Gaussian that sums to 1, then averaged, as
+    the GWP paper's code does). ``H`` and ``W`` must be
     divisible by 16; the final map is ``(H/16, W/16)``. ``stem7x7`` replaces the 3x3 stem
-    convolution by a 7x7 one (stride 1, padding 3), the GWP paper code's variant.
+    convolution by a 7x7 one (stride 1, padding 3), as in the GWP paper's registered net
+    (``pooling="gwp", stem7x7=True`` is that net; ``pooling="gap", stem7x7=True`` its
+    ``iresnet_gap.py`` ablation).
     """
 
     def __init__(self, layers: tuple[int, int, int, int], *, embedding_size: int = 512, image_size: int = 112,

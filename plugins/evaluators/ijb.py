@@ -1,6 +1,7 @@
 """Evaluators ``ijb`` (1:1 template verification, TPR at FPR) and ``ijb_identification`` (1:N with the
 G1/G2 galleries and mixed probes) on IJB-B/C in InsightFace's layout (see
-:mod:`facebone.plugins.evaluators.ijb_meta`)."""
+:mod:`facebone.plugins.evaluators.ijb_meta`). With ``resolutions = [r1, r2]`` each image's
+feature is BTNet's two-view sum (research/btnet.md §3.2-3.3)."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,12 +28,32 @@ class IJBOptions:
                                              "OpenCV 3/4 exactly (InsightFace's published runs), 'float' = "
                                              "OpenCV 5 (within 1 grey level)")
     plots: bool = option(True, help="write PNG plots")
+    resolutions: list[int] = option(default_factory=list, help="[r1, r2]: BTNet's two-view feature, e(crop at r1) "
+                                    "+ e(mirrored crop at r2) (OpenCV bilinear); [] = the usual flip test")
+    upsample: list[bool] = option(default_factory=lambda: [False, False],
+                                  help="per view: resize the degraded crop back to image_size")
+    models: list[str] = option(default_factory=lambda: ["auto", "auto"],
+                               help="per view, for a routing backbone: auto (by size), trunk or branch (at r)")
 
     def __post_init__(self) -> None:
         if not self.root:
             raise ValueError("root: give the IJB directory (holding meta/ and loose_crop/)")
         if self.batch_size < 1 or self.workers < 1 or self.image_size < 8:
             raise ValueError("batch_size and workers must be >= 1, image_size >= 8")
+        if self.resolutions:
+            from facebone.plugins.evaluators.resolution import Side
+
+            if len(self.resolutions) != 2 or len(self.upsample) != 2 or len(self.models) != 2:
+                raise ValueError("resolutions, upsample and models take two values each (view 1, view 2)")
+            problems = [p for i, side in enumerate(self.sides()) for p in side.problems(str(i + 1))]
+            if problems:
+                raise ValueError("; ".join(problems))
+
+    def sides(self) -> tuple:  # type: ignore[type-arg]
+        """The two views' :class:`~facebone.plugins.evaluators.resolution.Side` (with ``resolutions``)."""
+        from facebone.plugins.evaluators.resolution import Side
+
+        return tuple(Side(r, u, m) for r, u, m in zip(self.resolutions, self.upsample, self.models))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +72,8 @@ class IJBIdentificationOptions(IJBOptions):
                                           "InsightFace's ijb_evals.py 1:N)")
     ranks: list[int] = option(default_factory=lambda: [1, 5, 10], help="CMC ranks reported")
     fpirs: list[float] = option(default_factory=lambda: [1e-3, 1e-2, 1e-1], help="FPIRs of the open-set TPIR")
+    union_gallery: bool = option(False, help="also report BTNet's 1:N on G1+G2 (closed set): rank-k and TPIR at a "
+                                             "threshold whose 'FPIR' counts non-mated scores per probe (non-standard)")
 
 
 def build_ijb(options: IJBVerificationOptions, **runtime: Any):  # type: ignore[no-untyped-def]

@@ -30,10 +30,13 @@ def _load_aligned(root: Path, names: list[str], matrices: np.ndarray, size: int,
 
 
 def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList, *, batch_size: int, workers: int,
-                     image_size: int, flip: bool, desc: str, warp: str = "fixed") -> tuple[np.ndarray, np.ndarray | None]:
+                     image_size: int, flip: bool, desc: str, warp: str = "fixed",
+                     sides: tuple = ()) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[type-arg]
     """Raw embeddings ``(N, D)`` float32 of the aligned images, and of their mirrors when ``flip``.
 
-    ``warp``: :func:`facebone.data.align.warp_affine`'s method. Streams: images are decoded and
+    ``warp``: :func:`facebone.data.align.warp_affine`'s method. With ``sides`` (two
+    :class:`~facebone.plugins.evaluators.resolution.Side`): the first array holds view 1 (the crop
+    at side 1's resolution), the second the mirrored view 2. Streams: images are decoded and
     aligned by ``workers`` threads a batch ahead of the embedder.
     """
     from facebone.data.align import ARCFACE_TEMPLATE, similarity_transforms
@@ -60,7 +63,12 @@ def extract_features(embedder: Embedder, root: Path, images: ijb_meta.ImageList,
         for lo in range(0, n, batch_size):
             batch = np.concatenate([f.result() for f in pending])
             pending = submit(lo + batch_size) if lo + batch_size < n else []
-            views = np.asarray(embedder.views(batch), dtype=np.float32)
+            if sides:
+                from facebone.plugins.evaluators.resolution import two_views
+
+                views = two_views(embedder, batch, sides)
+            else:
+                views = np.asarray(embedder.views(batch), dtype=np.float32)
             if raw is None:
                 d = views.shape[-1]
                 raw = np.empty((n, d), np.float32)
@@ -84,10 +92,12 @@ class _IJBBase:
         from facebone.metrics.templates import image_features
 
         o = self.options
+        sides = o.sides() if o.resolutions else ()
+        flip = o.flip or bool(sides)  # the two-view sum takes the place of the flip test
         raw, flipped = extract_features(embedder, self.root, images, batch_size=o.batch_size, workers=o.workers,
-                                        image_size=o.image_size, flip=o.flip, desc=f"embed {o.target}",
-                                        warp=o.warp)
-        return image_features(raw, flipped, None, flip=o.flip, norm_score=o.norm_score, detector_score=False)
+                                        image_size=o.image_size, flip=flip, desc=f"embed {o.target}",
+                                        warp=o.warp, sides=sides)
+        return image_features(raw, flipped, None, flip=flip, norm_score=o.norm_score, detector_score=False)
 
     def _pool(self, feats: np.ndarray, images: ijb_meta.ImageList, select: np.ndarray | None = None):  # type: ignore[no-untyped-def]
         from facebone.metrics.templates import pool_templates
@@ -151,6 +161,12 @@ class IJBIdentification(_IJBBase):
                                             fpirs=o.fpirs, ranks=o.ranks)
         name = f"{self.prefix}_1n"
         metrics = {f"{name}/{k}": float(v) for k, v in result.items()}
+        if o.union_gallery:  # BTNet's closed-set variant, labelled apart (facebone.metrics.union_identification)
+            from facebone.metrics.union_identification import union_identification
+
+            union = union_identification(pooled[2], probes[1], np.concatenate(pooled[:2]),
+                                         np.concatenate([g1[1], g2[1]]), fars=o.fpirs, ranks=o.ranks)
+            metrics.update({f"{name}/union/{k}": v for k, v in union.items()})
         out = Path(context.out_dir)
         curve = cmc(per_gallery, max_rank=min(100, max(len(g1[0]), len(g2[0]))))
         save_npy(out / f"{name}_cmc.npy", curve)

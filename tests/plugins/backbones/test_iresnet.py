@@ -108,11 +108,23 @@ def test_gwp_kernel_is_the_papers() -> None:
     assert "pool.weight" not in model.state_dict()  # derived from the map size, not saved
 
 
-def test_gwp_pool_is_the_weighted_sum() -> None:
+def test_gwp_pool_is_the_papers_weighted_average() -> None:
+    """The paper's code multiplies the map by the (sum 1) Gaussian, then averages (AdaptiveAvgPool2d):
+    the effective weights are gaussian / 49 at 7x7, not the weighted sum."""
     model = build(18, pooling="gwp").eval()
     x = torch.randn(3, 512, 7, 7)
-    expected = (x * model.pool.weight).sum(dim=(2, 3))
-    torch.testing.assert_close(model.pool(x), expected, rtol=1e-5, atol=1e-5)
+    w = paper_gwp_kernel().float()
+    expected = torch.nn.AdaptiveAvgPool2d(1)(x * w).flatten(1)
+    torch.testing.assert_close(model.pool(x), expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(model.pool(x), (x * w).sum(dim=(2, 3)) / 49, rtol=1e-5, atol=1e-7)
+    ones = model.pool(torch.ones(1, 1, 7, 7))
+    torch.testing.assert_close(ones, torch.full((1, 1), 1 / 49), rtol=1e-6, atol=0)
+
+
+def test_gap_pool_is_adaptive_avg_pool_bit_for_bit() -> None:
+    model = build(18, pooling="gap").eval()
+    x = torch.randn(3, 512, 7, 7)
+    assert torch.equal(model.pool(x), torch.nn.AdaptiveAvgPool2d(1)(x).flatten(1))
 
 
 def test_gwp_kernel_follows_dtype_and_device() -> None:
@@ -199,3 +211,18 @@ def test_insightface_state_dict_loads_strict_and_gives_same_output() -> None:
     x = torch.rand(2, 3, 112, 112, generator=gen) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference_forward(sd, PUBLISHED_LAYERS[18], x), rtol=1e-4, atol=1e-4)
+
+
+def test_experiments_that_say_the_gwp_paper_use_its_stem() -> None:
+    """An experiment that names the GWP paper trains the paper's net: GWP pooling and the 7x7 stem."""
+    from pathlib import Path
+
+    from facebone.experiment.config import load_experiment
+
+    root = Path(__file__).resolve().parents[3] / "experiments"
+    claiming = [p for p in sorted(root.glob("*.toml")) if "gwp paper" in p.read_text().lower()]
+    assert "gwp_r100_cosface.toml" in [p.name for p in claiming]
+    for path in claiming:
+        exp = load_experiment(path, check_paths=False)
+        assert exp.backbone.options.pooling == "gwp" and exp.backbone.options.stem7x7 is True, path.name
+        assert exp.data.image_size == 112  # the paper's 7x7 final map

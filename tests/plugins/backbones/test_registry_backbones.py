@@ -10,7 +10,8 @@ import pytest
 from facebone.plugin.discovery import load_plugins
 from facebone.testing import check_backbone
 
-SLOW = {"iresnet50", "iresnet100", "iresnet200"}  # > 5 GMACs per image: seconds per step on a shared CPU
+SLOW = {"iresnet50", "iresnet100", "iresnet200",  # > 5 GMACs per image: seconds per step on a shared CPU
+        "btnet34", "btnet50", "btnet100", "btnet200"}
 
 
 PLUGINS = load_plugins()
@@ -41,7 +42,7 @@ def test_hook_modules_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet"]
+    mods = ["iresnet", "mobilefacenet", "shufflefacenet", "mixfacenet", "comparison", "btnet"]
     code = ("import sys\n" + "".join(f"import facebone.plugins.backbones.{m}\n" for m in mods)
             + "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

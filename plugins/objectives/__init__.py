@@ -1,0 +1,1 @@
+"""Built-in training objectives (the loss as named terms): classification and distillation."""
