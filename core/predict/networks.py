@@ -34,6 +34,8 @@ class TorchNetwork:
         self.batch_size = int(batch_size)
         self.warp = model.warp.eval().to(self.device)
         self.embedding_size = int(model.backbone.embedding_size)
+        self.takes_rois = bool(getattr(model.backbone, "takes_rois", False))
+        """The backbone also gets the RoIs the warp used (rtnet50)."""
         sizes = getattr(model.backbone, "input_sizes", None)
         self.input_sizes: tuple[int, ...] | None = tuple(int(s[0] if isinstance(s, (tuple, list)) else s)
                                                          for s in sizes) if sizes else None
@@ -50,8 +52,15 @@ class TorchNetwork:
 
         return torch.cat([x, torch.flip(x, dims=[3])]) if self.flip else x
 
-    def _backbone(self, x: Any) -> np.ndarray:
-        """Warped batch (M, 3, H, W) float -> (M, D) float32, in chunks the compiled graph expects."""
+    def _warp(self, x: Any, rois: Any = None) -> tuple[Any, Any]:
+        """``(warped, RoIs the warp used or None for its fixed box)``."""
+        if self.takes_rois and hasattr(self.warp, "forward_with_rois"):
+            return self.warp.forward_with_rois(x, rois)
+        return self.warp(x, rois), rois
+
+    def _backbone(self, x: Any, rois: Any = None) -> np.ndarray:
+        """Warped batch (M, 3, H, W) float -> (M, D) float32, in chunks the compiled graph expects;
+        a backbone that takes RoIs (rtnet50) gets ``rois`` (M, 5) or None."""
         import torch
 
         from facebone.predict.optimize import run_backbone
@@ -61,23 +70,32 @@ class TorchNetwork:
         for start in range(0, len(x), step):
             part = x[start:start + step]
             n = len(part)
+            extra = {}
+            if self.takes_rois:
+                extra["rois"] = None if rois is None else rois[start:start + step]
             if self.net.compiled and n < step:  # one static shape: no recompilation
                 part = torch.cat([part, part.new_zeros((step - n, *part.shape[1:]))])
-            out.append(run_backbone(self.net, part)[:n].cpu().numpy())
+                if extra.get("rois") is not None:
+                    extra["rois"] = torch.cat([extra["rois"], extra["rois"][:1].expand(step - n, -1)])
+            out.append(run_backbone(self.net, part, **extra)[:n].cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.embedding_size), np.float32)
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Raw ``(V, N, D)`` of crops ``(N, H, W, 3)`` uint8 (one size), warped with the fixed RoI."""
         import torch
 
+        from facebone.data.decode import to_network_range
         from facebone.eval.embedder import images_to_tensor
 
-        size = None if self.input_sizes else self.image_size
         with torch.inference_mode():
-            x = images_to_tensor(crops, size).to(self.device)
-            warped = self.warp(self._views(x))
+            if self.input_sizes:  # a routing backbone takes every size as it is
+                x = to_network_range(torch.as_tensor(np.ascontiguousarray(crops)).permute(0, 3, 1, 2))
+            else:
+                x = images_to_tensor(crops, self.image_size)
+            x = x.to(self.device)
+            warped, used = self._warp(self._views(x))
         n = len(crops)
-        return self._backbone(warped).reshape(-1, n, self.embedding_size)
+        return self._backbone(warped, used).reshape(-1, n, self.embedding_size)
 
     def embed_rois(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Raw ``(V, k, D)`` per ``(image (H, W, 3) uint8, rois (k, 5))``: the warp samples each
@@ -87,24 +105,26 @@ class TorchNetwork:
         from facebone.data.decode import to_network_range
         from facebone.predict.faces import mirror_rois
 
-        warped, counts = [], []
+        warped, used, counts = [], [], []
         with torch.inference_mode():
             for image, rois in items:
                 x = to_network_range(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))[None]
                 x = x.to(self.device)
                 k = len(rois)
                 r = torch.as_tensor(np.asarray(rois), dtype=torch.float32, device=self.device)
-                views = [self.warp(x.expand(k, -1, -1, -1), r)]
+                views = [self._warp(x.expand(k, -1, -1, -1), r)]
                 if self.flip:
                     mirrored = torch.as_tensor(mirror_rois(rois, image.shape[1]), dtype=torch.float32,
                                                device=self.device)
-                    views.append(self.warp(torch.flip(x, dims=[3]).expand(k, -1, -1, -1), mirrored))
-                warped.append(torch.stack(views))  # (V, k, 3, Ho, Wo)
+                    views.append(self._warp(torch.flip(x, dims=[3]).expand(k, -1, -1, -1), mirrored))
+                warped.append(torch.stack([v[0] for v in views]))  # (V, k, 3, Ho, Wo)
+                used.append(torch.stack([v[1] for v in views]))  # (V, k, 5)
                 counts.append(k)
             if not warped:
                 return []
             flat = torch.cat([w.flatten(0, 1) for w in warped])
-        emb = self._backbone(flat)
+            flat_rois = torch.cat([u.flatten(0, 1) for u in used])
+        emb = self._backbone(flat, flat_rois)
         out, start = [], 0
         v = 2 if self.flip else 1
         for k in counts:

@@ -4,8 +4,9 @@ asked precision, channels-last memory, optionally a frozen compiled graph.
 * :func:`fold_batchnorm`: every ``BatchNorm`` whose input is the output of a convolution or a
   linear layer used by nothing else is folded into that layer's weight and bias (exact up to
   rounding). Found on the torch.fx graph, so any traceable backbone gets it; in a backbone that
-  fx cannot trace (data-dependent control flow, such as routing by input size), the pairs that
-  sit next to each other in an ``nn.Sequential`` are folded.
+  fx cannot trace (data-dependent control flow, such as routing by input size), inside each
+  part that it can trace, and the pairs adjacent in an ``nn.Sequential``. The folded copy is
+  checked against the original on a random batch before it is used.
 * :func:`inference_backbone`: the folded backbone in eval mode with weights in bf16 (``precision
   = "bf16"``) or fp16 (on CUDA), so no per-call casts of weights remain; on the CPU, fp16 keeps
   fp32 weights under autocast (CPUs have no fast fp16 convolutions).
@@ -21,7 +22,7 @@ from torch import nn
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 FOLDS_INTO = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-KEPT_ATTRIBUTES = ("embedding_size", "input_size", "input_sizes")
+KEPT_ATTRIBUTES = ("embedding_size", "input_size", "input_sizes", "takes_rois")
 
 
 def _fold(layer: nn.Module, bn: nn.Module) -> nn.Module:
@@ -55,17 +56,11 @@ def _folds(layer: nn.Module, bn: nn.Module) -> bool:
     return out_features == bn.num_features
 
 
-def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """``(folded copy of model, number of batch norms folded)``; ``(unfolded copy, 0)`` when
-    torch.fx cannot trace it. The copy keeps ``embedding_size``, ``input_size`` and ``input_sizes``;
-    ``model`` itself is never changed."""
+def _fold_graph(module: nn.Module) -> tuple[nn.Module, int]:
+    """``module`` traced by torch.fx with its conv/linear -> BN pairs folded (TraceError if fx cannot trace it)."""
     from torch import fx
 
-    model = copy.deepcopy(model).eval()
-    try:
-        traced = fx.symbolic_trace(model)
-    except Exception:  # noqa: BLE001 - untraceable backbones: only what nn.Sequential chains show
-        return model, fold_sequential_batchnorm(model)
+    traced = fx.symbolic_trace(module)
     modules = dict(traced.named_modules())
     folded = 0
     for node in list(traced.graph.nodes):
@@ -85,17 +80,71 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     traced.graph.lint()
     traced.delete_all_unused_submodules()
     traced.recompile()
-    for key in KEPT_ATTRIBUTES:
-        if hasattr(model, key):
-            setattr(traced, key, getattr(model, key))
-    return traced.eval(), folded
+    return traced, folded
 
 
-def fold_sequential_batchnorm(model: nn.Module) -> int:
+def _fold_tree(module: nn.Module, top: bool) -> tuple[nn.Module, int]:
+    """Fold the whole module on its fx graph; where fx cannot trace it, fold inside each child
+    (a traced child replaces it) and the conv-BN pairs adjacent in an ``nn.Sequential``."""
+    try:
+        traced, folded = _fold_graph(module)
+        if folded or top:
+            return traced, folded
+        return module, 0  # nothing to fold: keep the original child (its attributes, its code)
+    except Exception:  # noqa: BLE001 - untraceable: go one level down
+        pass
+    folded = fold_sequential_batchnorm(module, recurse=False)
+    for name, child in list(module.named_children()):
+        if child is None or isinstance(child, (*FOLDS_INTO, *BATCHNORMS)) or not any(True for _ in child.modules()):
+            continue
+        new, n = _fold_tree(child, top=False)
+        if n:
+            setattr(module, name, new)
+            folded += n
+    return module, folded
+
+
+def _same_output(a: nn.Module, b: nn.Module, size: Any) -> bool:
+    """Whether two backbones agree on a small random batch at ``size`` (H, W) (cosine > 0.9999)."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    x = torch.rand(2, 3, int(h), int(w), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ref = next(iter(a.parameters()), None)
+    x = x.to(ref.device if ref is not None else "cpu")
+    try:
+        with torch.no_grad():
+            ya, yb = a(x).float(), b(x).float()
+    except Exception:  # noqa: BLE001 - the folded copy fails where the original runs: do not use it
+        return False
+    return ya.shape == yb.shape and bool(torch.nn.functional.cosine_similarity(
+        ya.reshape(len(ya), -1), yb.reshape(len(yb), -1)).min() > 0.9999)
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """``(folded copy of model, number of batch norms folded)``. The copy keeps
+    ``embedding_size``, ``input_size`` and ``input_sizes``; ``model`` itself is never changed.
+    When the model declares ``input_size``, the folded copy is checked against it on a random
+    batch and dropped (an unfolded copy returned, 0) if they disagree."""
+    original = model
+    model = copy.deepcopy(model).eval()
+    folded_model, folded = _fold_tree(model, top=True)
+    if folded:
+        for key in KEPT_ATTRIBUTES:
+            if hasattr(original, key):
+                setattr(folded_model, key, getattr(original, key))
+        size = getattr(original, "input_size", None)
+        if size is not None and not _same_output(original.eval(), folded_model.eval(), size):
+            return copy.deepcopy(original).eval(), 0
+    return folded_model.eval(), folded
+
+
+def fold_sequential_batchnorm(model: nn.Module, recurse: bool = True) -> int:
     """Fold, in place, every batch norm that directly follows a convolution or linear layer inside
-    an ``nn.Sequential`` (the one case visible without tracing); returns how many were folded."""
+    an ``nn.Sequential`` (the one case visible without tracing); returns how many were folded.
+    ``recurse=False``: only ``model`` itself, if it is a Sequential."""
     folded = 0
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+    seqs = [m for m in model.modules() if isinstance(m, nn.Sequential)] if recurse else \
+        ([model] if isinstance(model, nn.Sequential) else [])
+    for seq in seqs:
         names = list(seq._modules)
         for a, b in zip(names, names[1:]):
             layer, bn = seq._modules[a], seq._modules[b]

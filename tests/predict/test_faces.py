@@ -206,3 +206,38 @@ def test_inputs_paths_pil_arrays_one_or_many(make_predictor, tmp_path: Path) -> 
     assert np.allclose(grey, predictor.embed(np.repeat(image[:, :, :1], 3, axis=2)), atol=1e-6)
     with pytest.raises(DataError, match="expected uint8 RGB pixels, got dtype float32"):
         predictor.embed(image.astype(np.float32))
+
+
+def test_a_routing_backbone_gets_native_sizes(make_predictor) -> None:  # type: ignore[no-untyped-def]
+    """A backbone declaring ``input_sizes`` (routing by size, e.g. BTNet) is never handed resized
+    crops: aligned-crop inputs go in as they are, grouped by size, and landmark / box crops are
+    made at the served size that holds the face at its native resolution."""
+    from facebone.model.face_model import FaceModel
+    from facebone.predict.networks import TorchNetwork
+    from facebone.predict.predictor import Predictor
+
+    seen = []
+
+    class Routing(torch.nn.Module):
+        embedding_size, input_size, input_sizes = 4, (32, 32), ((32, 32), (16, 16))
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            if x.shape[-1] != 999:  # data-dependent, as routing is
+                seen.append(tuple(x.shape[-2:]))
+            return x.float().mean((2, 3)).repeat(1, 2)[:, :4]
+
+    base, model = make_predictor()
+    net = TorchNetwork(FaceModel(model.warp, Routing()), image_size=32, flip=False, roi_warp=False)
+    assert net.input_sizes == (32, 16)
+    import dataclasses
+
+    predictor = Predictor(net, dataclasses.replace(base.facts, embedding_size=4))
+    predictor.embed([_photo(16, 16), _photo(32, 32), _photo(16, 16, seed=2)])
+    assert sorted(seen) == [(16, 16), (32, 32)]  # two batches, one per native size
+    seen.clear()
+    small = _landmarks(0) * 0.25  # a ~17 px face: the 32 px path would upsample it
+    predictor.embed([_photo(60, 60)], landmarks=[small])
+    assert seen == [(32, 32)]
+    seen.clear()
+    predictor.embed([_photo(60, 60)], landmarks=[small * 0.5])  # ~8 px: the 16 px path holds it
+    assert seen == [(16, 16)]
