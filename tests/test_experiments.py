@@ -44,9 +44,36 @@ def smoke_overrides(path: Path, data: Path) -> list[str]:
         sets += ["data.synth.identities=12", "data.synth.images_per_identity=4", "data.synth.holdout_identities=6",
                  "data.synth.pairs=20"]
     for i, table in enumerate(raw.get("eval", [])):
-        if table.get("type") == "verification":
+        if table.get("type") in ("verification", "verification_multires"):
             sets.append(f'eval.{i}.targets=["holdout"]')
+    if str(raw.get("backbone", {}).get("type", "")).startswith("btnet"):
+        sets.append("backbone.branches=[16, 8]")  # branches must end at the trunk's final map (2x2 at 32)
+    if "branches" in raw.get("objective", {}):
+        sets.append("objective.branches=[16, 8]")
     return sets
+
+
+def earlier_stages(raw: dict) -> dict[str, str]:
+    """``{override key: run name}`` of the runs a staged experiment starts from (init_from, ...)."""
+    refs = {"train.init_from": raw.get("train", {}).get("init_from", ""),
+            "train.classifier_from": raw.get("train", {}).get("classifier_from", ""),
+            "objective.teacher": raw.get("objective", {}).get("teacher", "")}
+    return {key: Path(value).name for key, value in refs.items() if value}
+
+
+def run_smoke(path: Path, data: Path) -> None:
+    """The experiment's smoke run, after those of the earlier stages it names (experiments of that name)."""
+    raw = tomlio.loads(path.read_text())
+    sets = smoke_overrides(path, data)
+    for key, name in earlier_stages(raw).items():
+        run_dir = data.parent / "runs" / name
+        if not run_dir.is_dir():
+            stage = next((p for p in EXPERIMENTS if tomlio.loads(p.read_text()).get("experiment", {}).get("name") == name),
+                         None)
+            assert stage is not None, f"{path.name}: no experiment is named {name!r} ({key})"
+            run_smoke(stage, data)
+        sets.append(f"{key}={run_dir}")
+    assert main(["run", str(path), "--no-progress", *sum((["--set", s] for s in sets), [])]) == 0
 
 
 @pytest.mark.slow
@@ -58,5 +85,5 @@ def test_experiment_runs_a_few_steps(path: Path, tmp_path: Path) -> None:
     if "synth" not in raw.get("data", {}):
         generate_synthetic(data, identities=12, images_per_identity=4, holdout_identities=6, pairs=20,
                            image_size=32)
-    assert main(["run", str(path), "--no-progress", *sum((["--set", s] for s in smoke_overrides(path, data)), [])]) == 0
+    run_smoke(path, data)
     assert list((tmp_path / "runs").glob("*/checkpoints/last.safetensors"))

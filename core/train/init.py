@@ -110,13 +110,30 @@ def _describe(report: KeyReport, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
+def complete_backbone_state(state: dict[str, Any], complete: Callable[[dict], dict] | None) -> dict[str, Any]:
+    """``state`` with its ``backbone.*`` tensors passed through the backbone's optional
+    ``complete_state_dict`` (facebone.contracts): e.g. a trunk checkpoint fills every branch of a btnet."""
+    if complete is None:
+        return state
+    own = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    full = complete(own)
+    if full is own:
+        return state
+    return {**{k: v for k, v in state.items() if not k.startswith("backbone.")},
+            **{f"backbone.{k}": v for k, v in full.items()}}
+
+
 def compare_init(model_state: dict[str, Any], path: Path, *, backbone: str, strict: bool,
-                 shapes_only: bool = False, where: str = "[train] init_from") -> tuple[KeyReport, dict[str, Any]]:
+                 shapes_only: bool = False, where: str = "[train] init_from",
+                 complete: Callable[[dict], dict] | None = None) -> tuple[KeyReport, dict[str, Any]]:
     """The key report of loading ``path`` into a model whose state dict is ``model_state``.
 
+    ``complete`` is the backbone's ``complete_state_dict`` when it has one: it is applied to the
+    source's backbone tensors first (a btnet takes its branches from a trunk checkpoint).
     Raises a one-line DataError when ``strict`` and anything differs, or when nothing matches.
     """
     state, meta, whole = read_model_state(path, shapes_only=shapes_only)
+    state = complete_backbone_state(state, complete)
     target = model_state if whole else {k: v for k, v in model_state.items() if k.startswith("backbone.")}
     report = compare(state, target)
     source = f"{where} {path}"
@@ -136,7 +153,8 @@ def init_model(model: nn.Module, path: Path, *, backbone: str, strict: bool,
                log: Callable[[str], None] = print, where: str = "[train] init_from") -> KeyReport:
     """Load ``path`` into ``model`` (all of it, or with ``strict=False`` what matches); log the report."""
     own = model.state_dict()
-    report, state = compare_init(own, path, backbone=backbone, strict=strict, where=where)
+    report, state = compare_init(own, path, backbone=backbone, strict=strict, where=where,
+                                 complete=getattr(getattr(model, "backbone", None), "complete_state_dict", None))
     refused = {k for k, _, _ in report.mismatched} | {k for k, _, _ in report.wrong_dtype} | set(report.non_finite)
     usable = {k: v for k, v in state.items() if k in own and k not in refused}
     model.load_state_dict(usable, strict=False)

@@ -72,7 +72,8 @@ def preflight(exp: Any, *, num_classes: int | None = None) -> FreezeSummary:
     if train.init_from:
         path = resolve_checkpoint(train.init_from, f"{where} init_from")
         compare_init(model.state_dict(), path, backbone=exp.backbone.type, strict=train.init_strict,
-                     shapes_only=True, where=f"{where} init_from")
+                     shapes_only=True, where=f"{where} init_from",
+                     complete=getattr(model.backbone, "complete_state_dict", None))
     if train.classifier_from:
         _check_classifier_source(exp, resolve_checkpoint(train.classifier_from, f"{where} classifier_from"),
                                  num_classes)

@@ -2,12 +2,11 @@
 towards the frozen trunk, against the contract of COMMON.md with stand-ins for the core's pieces."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from facebone.contracts import Batch
 from facebone.model.build import build_backbone
 from facebone.model.face_model import FaceModel
 from facebone.plugin.options import build_options
@@ -15,28 +14,16 @@ from facebone.plugin.options import build_options
 torch.set_num_threads(1)
 
 
-@dataclasses.dataclass
-class Batch:
-    images: torch.Tensor
-    labels: torch.Tensor
-    rois: object = None
+def Classifier(classes: int, dim: int):  # type: ignore[no-untyped-def]  # noqa: N802
+    """The core's classifier (one process: plain cosines and cross-entropy)."""
+    from facebone.train.classifier import Classifier as CoreClassifier
 
-
-class Classifier(torch.nn.Module):
-    """One process, no sharding: cosines to normalised centres, plain cross-entropy."""
-
-    def __init__(self, classes: int, dim: int):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.randn(classes, dim))
-
-    def forward(self, emb, labels):  # type: ignore[no-untyped-def]
-        return F.normalize(emb) @ F.normalize(self.weight).T, labels, emb.norm(dim=1, keepdim=True)
-
-    def cross_entropy(self, logits, labels):  # type: ignore[no-untyped-def]
-        return F.cross_entropy(logits, labels)
+    return CoreClassifier(classes, dim, seed=0)
 
 
 class Identity(torch.nn.Module):
+    """The cartesian warp."""
+
     def forward(self, images, rois=None):  # type: ignore[no-untyped-def]
         return images
 
@@ -55,7 +42,9 @@ def parts():  # type: ignore[no-untyped-def]
     trunk = build_backbone("iresnet18", {"width": 8}, embedding_size=16).train()
     with torch.no_grad():
         trunk(torch.rand(16, 3, 112, 112) * 2 - 1)  # BN statistics
-    teacher = FaceModel(Identity(), trunk).eval().requires_grad_(False)
+    from facebone.train.teacher import FrozenTeacher
+
+    teacher = FrozenTeacher(FaceModel(Identity(), trunk), 112, "trunk")
     student = build_backbone("btnet18", {"width": 8}, embedding_size=16)
     student.load_state_dict(student.complete_state_dict(trunk.state_dict()), strict=True)
     model = FaceModel(Identity(), student).train()
@@ -78,7 +67,7 @@ def test_terms_per_branch_and_their_values(parts):  # type: ignore[no-untyped-de
     emb, feat = student(x14, branch=14, implant=True)
     student.load_state_dict(model_state)  # undo the extra train-mode BN update
     with torch.no_grad():
-        trunk = teacher.backbone
+        trunk = teacher.model.backbone
         x = trunk.prelu(trunk.bn1(trunk.conv1(batch.images)))
         x = trunk.layer2(trunk.layer1(x))
         t_feat = trunk.layer3[0](x)
