@@ -1,7 +1,9 @@
 """What a training run is made of, built from a validated experiment for one rank: the data
 (training set, global-batch sampler, loader), the model (warp + backbone, wrapped in DDP under
-several processes), the classifier, the head, the objective, the optimiser and its schedule,
-and the numerics (:class:`~facebone.train.precision.Precision`).
+several processes), the classifier (sharded over ranks), the head, the objective (and its frozen
+teacher), the stage's starting point (``init_from``, ``classifier_from``, ``freeze``, applied before
+DDP and the optimiser see the parameters), the optimiser and its schedule, and the numerics
+(:class:`~facebone.train.precision.Precision`).
 """
 from __future__ import annotations
 
