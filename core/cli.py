@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FaceboneError as exc:
         if os.environ.get("FACEBONE_DEBUG", "").strip() not in ("", "0"):
             traceback.print_exc()
-        print(f"facebone: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "quiet", False):  # quiet: another rank of the same run has printed it
+            print(f"facebone: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facebone: interrupted", file=sys.stderr)

@@ -47,7 +47,9 @@ class DataTable:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainTable:
-    batch_size: int = option(128, "samples per optimisation step")
+    batch_size: int = option(128, "global batch: samples per step over all processes together (each takes its share)")
+    accumulate: int = option(1, "accumulate gradients over this many batches per optimiser step (effective batch "
+                                "batch_size x accumulate; the schedule counts optimiser steps)")
     epochs: int = option(20, "passes over the training data")
     max_steps: int = option(0, "stop after this many steps (0: run all epochs)")
     optimizer: Literal["sgd", "adamw"] = option("sgd", "optimiser")
@@ -78,6 +80,10 @@ class TrainTable:
                                                               "layers: keep updating them, or hold them (eval mode)")
     precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision (fp16 on CUDA only)")
     checkpoint_every: int = option(0, "also save a checkpoint every N steps (0: only at the end)")
+    keep_last: int = option(0, "keep only the newest N step checkpoints (0: keep them all)")
+    max_nonfinite: int = option(10, "stop the run after this many consecutive non-finite losses (each one skips "
+                                    "its step)")
+    channels_last: bool = option(False, "train in channels-last memory format (faster on many GPUs and CPUs)")
     eval_every: int = option(0, "run the evaluators every N steps during training (0: only at the end)")
     log_every: int = option(10, "log loss and learning rate to TensorBoard every N steps")
     device: Literal["auto", "cpu", "cuda"] = option("auto", "where to train (auto: CUDA if available)")
@@ -88,13 +94,13 @@ class TrainTable:
         for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "lr_power", "grad_clip"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"key '{key}' must be a finite number, got {getattr(self, key)}")
-        for key in ("batch_size", "epochs"):
+        for key in ("batch_size", "epochs", "accumulate", "max_nonfinite"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"key '{key}' must be positive, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"key 'lr' must be positive, got {self.lr}")
         for key in ("max_steps", "warmup_epochs", "checkpoint_every", "eval_every", "num_threads", "grad_clip",
-                    "weight_decay", "momentum"):
+                    "weight_decay", "momentum", "keep_last"):
             if getattr(self, key) < 0:
                 raise ValueError(f"key '{key}' must be >= 0, got {getattr(self, key)}")
         if self.log_every <= 0:

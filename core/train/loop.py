@@ -1,164 +1,276 @@
-"""The training loop: the objective's loss terms (default: warp -> backbone -> classifier -> margin head ->
-cross-entropy, plus the head's terms), their sum optimised, each term logged."""
+"""The training loop, and nothing but the loop.
+
+Each optimiser step runs ``[train] accumulate`` micro-batches through the objective (``model ->
+classifier -> head -> named loss terms``; DDP synchronises gradients on the last one only),
+reduces the loss terms over ranks in one collective, skips the step if any loss was not finite,
+unscales, clips and steps. Evaluation runs on rank 0 on a copy of the model, with every random
+generator preserved, while the other ranks wait; an evaluation due at a checkpoint step runs
+before the checkpoint, so a resumed run repeats neither. The pieces come from
+:mod:`~facebone.train.components`, the state saved and restored from :mod:`~facebone.train.state`.
+
+Gradients of parameters outside the DDP-wrapped model are made whole by hand: the head's
+(computed on each rank's class columns) are summed over ranks, the objective's (computed on each
+rank's samples, like the model's) are averaged, as DDP averages the model's.
+"""
 from __future__ import annotations
 
-import math
-import time
+import contextlib
+import copy
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
-from facebone import __version__
-from facebone.weights.checkpoint import save_checkpoint
 from facebone.errors import ConfigError
 from facebone.eval.runner import run_evaluators
-from facebone.eval.fastpath import autocast
-from facebone.model.build import build_model
-from facebone.model.face_model import FaceModel
-from facebone.contracts import Batch
-from facebone.train.classifier import Classifier, build_classifier
-from facebone.train.objective import build_objective
-from facebone.train.stages import prepare_stage
-from facebone.train.optim import make_optimizer, schedule_lambda
-from facebone.train.runtime import resolve_device, seed_everything
-from facebone.train.watch import LossWatch
-from facebone.progress import Progress
+from facebone.io import atomic_write_json
 from facebone.rundir import RunDir
+from facebone.train import dist
+from facebone.train.components import TrainingParts, build_parts
+from facebone.train.dist import Ranks
+from facebone.contracts import Batch
+from facebone.train.optim import clip_gradients
+from facebone.train.report import Reporter
+from facebone.train.runtime import resolve_device
+from facebone.train.state import TrainingState, preserved_rng
+from facebone.train.watch import LossWatch
 
 
 class Trainer:
-    """Trains an experiment's model into ``run_dir``; :meth:`fit` returns the final metrics."""
+    """Trains an experiment's model into ``run_dir``; :meth:`fit` returns the final metrics.
 
-    def __init__(self, exp: Any, run_dir: RunDir | Path, *, log: Callable[[str], None] = print, progress: bool = True):
+    Every rank constructs one and calls :meth:`fit`; only rank 0 writes. ``resume_from`` is a
+    checkpoint of this run to continue from exactly.
+    """
+
+    def __init__(self, exp: Any, run_dir: RunDir | Path, *, log: Callable[[str], None] = print, progress: bool = True,
+                 ranks: Ranks | None = None, resume_from: Path | None = None):
         self.exp = exp
         self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.run_dir = self.run.path
-        self.log = log
+        self.ranks = ranks or Ranks(device=resolve_device(exp.train.device))
+        self.log = log if self.ranks.is_main else (lambda message: None)
         self.show_progress = progress
-        self.device = resolve_device(exp.train.device)
-        if exp.train.precision == "fp16" and self.device.type != "cuda":
+        self.resume_from = resume_from
+        if exp.train.precision == "fp16" and self.ranks.device.type != "cuda":
             raise ConfigError("[train] precision = 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         if exp.train.num_threads > 0:
             torch.set_num_threads(exp.train.num_threads)
 
-    def _data(self) -> tuple[Any, Any]:
-        from facebone.data import make_loader, open_training_set
-        from facebone.data.checks import check_training_set
-
-        exp = self.exp
-        dataset = open_training_set(exp.data.train, image_size=exp.data.image_size, hflip=exp.data.hflip,
-                                    skip_corrupt=exp.data.skip_corrupt)
-        for note in check_training_set(dataset, exp):  # size mismatch refused; skipped files, wrong property
-            self.log(note)
-        if len(dataset) < exp.train.batch_size:
-            raise ConfigError(f"{exp.source} [train] batch_size: {exp.train.batch_size} is larger than the "
-                              f"{len(dataset)} training images in {exp.data.train}")
-        loader = make_loader(dataset, batch_size=exp.train.batch_size, shuffle=True,
-                             num_workers=exp.data.num_workers, seed=exp.experiment.seed, drop_last=True,
-                             pin_memory=self.device.type == "cuda")
-        return dataset, loader
-
+    # -- the run -------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        exp, train = self.exp, self.exp.train
-        seed_everything(exp.experiment.seed, train.deterministic)
-        dataset, loader = self._data()
-        model = build_model(exp).to(self.device)
-        classifier = build_classifier(exp.classifier, num_classes=dataset.num_classes,
-                                      embedding_size=exp.embedding_size, seed=exp.experiment.seed,
-                                      device=self.device)
-        head = exp.head.build(num_classes=dataset.num_classes, embedding_size=exp.embedding_size,
-                              seed=exp.experiment.seed).to(self.device)
-        objective, teacher = build_objective(exp, num_classes=dataset.num_classes, device=self.device)
-        modules = {"model": model, "classifier": classifier, "head": head, "objective": objective}
-        trains = prepare_stage(exp, modules, log=self.log)
-        self.objective, self.teacher = objective, teacher
-        params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
-        optimizer = make_optimizer(params, train)
-        steps_per_epoch = len(loader)
-        total = steps_per_epoch * train.epochs
-        if train.max_steps > 0:
-            total = min(total, train.max_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_lambda(train, steps_per_epoch, total))
-        scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
-        from torch.utils.tensorboard import SummaryWriter
+        """Set up, train every step, save the last checkpoint and evaluate; the final metrics."""
+        self.setup()
+        metrics = self.train()
+        return self.finish(metrics)
 
-        writer = SummaryWriter(str(self.run.tensorboard))
-        self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) "
-                 f"on {len(dataset)} images of {dataset.num_classes} identities, {total} steps "
-                 f"of {train.batch_size} on {self.device} ({train.precision}); {trains.line()}")
-        step = 0
-        metrics: dict[str, float] = {}
-        for module in modules.values():
+    def setup(self) -> None:
+        """Build the components (and restore a checkpoint when resuming)."""
+        exp, train, ranks = self.exp, self.exp.train, self.ranks
+        self.parts = parts = build_parts(exp, ranks, log=self.log)
+        self.state = state = TrainingState(parts.modules, parts.optimizer, parts.scheduler, parts.precision, ranks)
+        self.watch = state.watch = LossWatch(parts.sampler.steps_per_epoch, parts.total_steps)
+        if self.resume_from is not None:
+            state.load(self.resume_from)
+            self._restore_results(state.results)
+            self.log(f"resumed from {self.resume_from.name} at step {state.position.step} "
+                     f"(epoch {state.position.epoch}), {ranks.world_size} process(es)")
+        self.samples_per_step = train.batch_size * train.accumulate
+        self.log(f"training {exp.backbone.type} ({sum(p.numel() for p in parts.face_model.parameters()) / 1e6:.2f}M "
+                 f"params) on {len(parts.dataset)} images of {parts.dataset.num_classes} identities, "
+                 f"{parts.total_steps} steps of {self.samples_per_step} on {ranks.world_size} x {ranks.device} "
+                 f"({train.precision})")
+
+    def train(self) -> dict[str, float]:
+        """Train from the current position to the last step; the latest metrics."""
+        parts, state, train = self.parts, self.state, self.exp.train
+        pos, total = state.position, parts.total_steps
+        self.reporter = Reporter(self.run, main=self.ranks.is_main,
+                                 total_samples=(total - pos.step) * self.samples_per_step,
+                                 show_progress=self.show_progress, log_every=train.log_every,
+                                 purge_step=pos.step + 1 if pos.step else None, log=self.log)
+        metrics: dict[str, float] = dict(state.results.get("metrics", {}))
+        for module in (parts.model, parts.classifier, parts.head, parts.objective):
             module.train()
-        progress = Progress(total * train.batch_size, "train", unit="samples", enabled=self.show_progress)
-        watch = LossWatch(steps_per_epoch, total)
         try:
-            epoch = 0
-            while step < total:
-                if hasattr(loader.sampler, "set_epoch"):
-                    loader.sampler.set_epoch(epoch)
-                for images, labels in loader:
-                    loss, terms = self._step(model, classifier, head, optimizer, scaler, images, labels)
-                    scheduler.step()
-                    step += 1
-                    lr = optimizer.param_groups[0]["lr"]
-                    shown = terms if len(terms) > 1 else {}
-                    progress.update(len(labels), loss=loss, **shown, lr=lr, epoch=epoch)
-                    if (warning := watch.observe(step, loss)) is not None:
-                        watch.report(warning, self.log, self.run, progress)
-                    if not math.isfinite(loss):
-                        raise ConfigError(f"training diverged at step {step} (loss {loss}); lower [train] lr "
-                                          "or raise warmup_epochs")
-                    if step % train.log_every == 0 or step == total:
-                        writer.add_scalar("train/loss", loss, step)
-                        for name, value in terms.items():
-                            writer.add_scalar(f"train/{name}", value, step)
-                        writer.add_scalar("train/lr", lr, step)
-                        writer.add_scalar("train/samples_per_s", progress.rate, step)
-                    if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
-                        self._save(modules, step, epoch, f"step_{step:07d}.safetensors", dataset.num_classes)
-                    if train.eval_every and step % train.eval_every == 0 and step < total:
-                        metrics = self._evaluate(model, step, None, writer)
-                    if step >= total:
-                        break
-                epoch += 1
-            if hasattr(dataset, "corrupt_count") and dataset.corrupt_count:
-                self.log(f"skipped {dataset.corrupt_count} corrupt records")
+            while pos.step < total:
+                parts.sampler.set_epoch(pos.epoch, pos.batch)
+                metrics = self._epoch(parts, state, metrics, self.samples_per_step) or metrics
+                if pos.step >= total:
+                    break
+                pos.epoch, pos.batch = pos.epoch + 1, 0
         finally:
-            progress.close()
-        path = self._save(modules, step, epoch, RunDir.LAST, dataset.num_classes)
-        metrics = self._evaluate(model, step, str(path.relative_to(self.run_dir)), writer)
-        writer.close()
+            self.reporter.close()
+        skipped = getattr(parts.dataset, "corrupt_count", 0)
+        if skipped:
+            self.log(f"skipped {skipped} corrupt records")
         return metrics
 
-    def _step(self, model: FaceModel, classifier: Classifier, head: nn.Module, optimizer: torch.optim.Optimizer,
-              scaler: Any, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, dict[str, float]]:
-        batch = Batch(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True).long())
-        with autocast(self.exp.train.precision, self.device):
-            terms = self.objective(batch, model=model, classifier=classifier, head=head, teacher=self.teacher)
-        loss = sum(value.float() for value in terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if self.exp.train.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            nn.utils.clip_grad_norm_(params, self.exp.train.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        return float(loss.detach()), {name: float(value.detach()) for name, value in terms.items()}
+    def finish(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Save the last checkpoint and run the final evaluation."""
+        if not (self.resume_from is not None and self.resume_from.name == RunDir.LAST):
+            self._save(RunDir.LAST)
+        step = self.state.position.step
+        return self._evaluate(step, f"{RunDir.CHECKPOINTS}/{RunDir.LAST}") or metrics
 
-    def _save(self, modules: dict[str, nn.Module], step: int, epoch: int, name: str, num_classes: int) -> Path:
-        meta = {"step": step, "epoch": epoch, "experiment": self.exp.name, "facebone": __version__,
-                "backbone": self.exp.backbone.type, "num_classes": num_classes,
-                "embedding_size": self.exp.embedding_size, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        return save_checkpoint(self.run.checkpoints / name, modules, meta)
-
-    def _evaluate(self, model: nn.Module, step: int, checkpoint: str | None, writer: Any) -> dict[str, float]:
-        metrics = run_evaluators(self.exp, model, self.run, self.device, step=step, checkpoint=checkpoint,
-                                 log=self.log)
-        for key, value in metrics.items():
-            writer.add_scalar(f"eval/{key}", value, step)
-        model.train()
+    def _epoch(self, parts: TrainingParts, state: TrainingState, metrics: dict[str, float],
+               samples_per_step: int) -> dict[str, float]:
+        """Train the rest of the current epoch (or up to the last step)."""
+        train, pos, k = self.exp.train, state.position, self.exp.train.accumulate
+        sums: torch.Tensor | None = None
+        names: list[str] = []
+        micro = 0
+        for images, labels in parts.loader:
+            batch = Batch(parts.precision.images(images), labels.to(self.ranks.device, non_blocking=True).long())
+            if micro == 0:
+                saved_buffers = self._snapshot_buffers(parts)
+            micro += 1
+            terms = self._forward_backward(parts, batch, sync=micro == k)
+            if sums is None:
+                names = list(terms)
+                sums = torch.zeros(len(names) + 1, device=self.ranks.device, dtype=torch.float64)
+            values = torch.stack([terms[n] for n in names])
+            sums[:-1] += values
+            sums[-1] += (~torch.isfinite(values).all())
+            pos.batch += 1
+            if micro < k:
+                continue
+            mean, finite = self._optimizer_step(parts, sums, k)
+            micro, sums = 0, None
+            pos.step += 1
+            parts.scheduler.step()
+            terms_now = dict(zip(names, mean))
+            self.reporter.step(step=pos.step, last_step=parts.total_steps, epoch=pos.epoch,
+                               samples=samples_per_step, terms=terms_now,
+                               lr=parts.optimizer.param_groups[0]["lr"], grad_scale=parts.precision.grad_scale)
+            warning = self.watch.observe(pos.step, sum(mean))
+            if warning is not None and self.ranks.is_main:
+                LossWatch.report(warning, self.log, self.run, self.reporter.progress)
+            if not finite:
+                self._restore_buffers(parts, saved_buffers)
+                self._nonfinite(state, terms_now)
+            else:
+                pos.nonfinite_run = 0
+            if train.eval_every and pos.step % train.eval_every == 0 and pos.step < parts.total_steps:
+                metrics = self._evaluate(pos.step, None) or metrics
+            if train.checkpoint_every and pos.step % train.checkpoint_every == 0 and pos.step < parts.total_steps:
+                self._save_step(pos.step)
+            if pos.step >= parts.total_steps:
+                break
         return metrics
+
+    # -- one step ------------------------------------------------------------------------
+    def _forward_backward(self, parts: TrainingParts, batch: Batch, *, sync: bool) -> dict[str, torch.Tensor]:
+        """The objective on one micro-batch, and its backward pass; the detached loss terms."""
+        no_sync = getattr(parts.model, "no_sync", None)
+        context = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
+        with context:
+            with parts.precision.autocast():
+                terms = parts.objective(batch, model=parts.model, classifier=parts.classifier, head=parts.head,
+                                        teacher=parts.teacher)
+            loss = sum(t.float() for t in terms.values())
+            k = self.exp.train.accumulate
+            parts.precision.backward(loss / k if k > 1 else loss)
+        return {name: t.detach().float() for name, t in terms.items()}
+
+    def _optimizer_step(self, parts: TrainingParts, sums: torch.Tensor, k: int) -> tuple[list[float], bool]:
+        """Reduce the loss terms over ranks; step unless a loss was not finite. (means, finite)"""
+        dist.all_reduce_sum_(sums)
+        values = sums.tolist()  # the one host synchronisation of a step
+        finite = values[-1] == 0
+        means = [v / (k * self.ranks.world_size) for v in values[:-1]]
+        if finite:
+            self._sync_other_gradients(parts)
+            parts.precision.unscale(parts.optimizer)
+            if self.exp.train.grad_clip > 0:
+                clip_gradients(parts.replicated_params, parts.sharded_params, self.exp.train.grad_clip)
+            parts.precision.step(parts.optimizer)
+        parts.optimizer.zero_grad(set_to_none=True)
+        return means, finite
+
+    def _snapshot_buffers(self, parts: TrainingParts) -> list[torch.Tensor]:
+        """The model's and head's buffers (batch-norm statistics, EMA state) as they are before a step,
+        copied into storage kept from step to step (one fused copy)."""
+        buffers = parts.step_buffers
+        saved = getattr(self, "_saved_buffers", None)
+        if saved is None:
+            saved = self._saved_buffers = [torch.empty_like(b) for b in buffers]
+        if buffers:
+            torch._foreach_copy_(saved, buffers)
+        return saved
+
+    def _restore_buffers(self, parts: TrainingParts, saved: list[torch.Tensor]) -> None:
+        """A skipped step leaves no trace: buffers its forward passes updated are put back."""
+        if parts.step_buffers:
+            torch._foreach_copy_(parts.step_buffers, saved)
+
+    def _sync_other_gradients(self, parts: TrainingParts) -> None:
+        if not self.ranks.distributed:
+            return
+        for module, average in ((parts.head, False), (parts.objective, True)):
+            for p in module.parameters():
+                if p.requires_grad and p.grad is not None:
+                    dist.all_reduce_sum_(p.grad)
+                    if average:
+                        p.grad.div_(self.ranks.world_size)
+
+    def _nonfinite(self, state: TrainingState, terms: dict[str, float]) -> None:
+        pos, limit = state.position, self.exp.train.max_nonfinite
+        pos.nonfinite_total += 1
+        pos.nonfinite_run += 1
+        shown = ", ".join(f"{k}={v}" for k, v in terms.items())
+        self.log(f"step {pos.step}: non-finite loss ({shown}); step skipped ({pos.nonfinite_run} in a row, "
+                 f"{pos.nonfinite_total} in all)")
+        self.reporter.scalars({"train/nonfinite_total": pos.nonfinite_total}, pos.step)
+        if pos.nonfinite_run >= limit:
+            path = self._save_step(pos.step)
+            where = path if path is not None else "the latest checkpoint"
+            raise ConfigError(f"training stopped at step {pos.step}: {pos.nonfinite_run} consecutive non-finite "
+                              f"losses ([train] max_nonfinite = {limit}); the weights before them are in {where}; "
+                              "lower [train] lr or raise warmup_epochs")
+
+    # -- checkpoints and evaluation ------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        exp = self.exp
+        return {"experiment": exp.name, "backbone": exp.backbone.type, "num_classes": self.parts.dataset.num_classes,
+                "embedding_size": exp.embedding_size}
+
+    def _save(self, name: str) -> Path | None:
+        """Checkpoint ``name`` (a collective; rank 0 writes). Its path on rank 0."""
+        path = self.state.save(self.run.checkpoints / name, self._meta())
+        dist.barrier()
+        return path
+
+    def _save_step(self, step: int) -> Path | None:
+        path = self._save(self.run.step_checkpoint(step).name)
+        keep = self.exp.train.keep_last
+        if self.ranks.is_main and keep > 0:
+            for _, old in self.run.step_checkpoints()[:-keep]:
+                old.unlink()
+        return path
+
+    def _evaluate(self, step: int, checkpoint: str | None) -> dict[str, float]:
+        """The evaluators on rank 0 (the others wait); metrics are recorded in the results."""
+
+        def work() -> dict[str, float]:
+            with preserved_rng(self.ranks.device), torch.no_grad():
+                model = copy.deepcopy(self.parts.face_model)  # evaluation never touches the training model
+                metrics = run_evaluators(self.exp, model, self.run, self.ranks.device, step=step,
+                                         checkpoint=checkpoint, log=self.log)
+                del model
+            self.reporter.scalars({f"eval/{k}": v for k, v in metrics.items()}, step)
+            self.state.results = self.run.read_results()
+            return metrics
+
+        metrics = dist.on_main(self.ranks, work)
+        dist.barrier()
+        return metrics
+
+    def _restore_results(self, results: dict[str, Any]) -> None:
+        """Put back the run's results as they were at the checkpoint (later evaluations are redone)."""
+        if not self.ranks.is_main:
+            return
+        if results:
+            atomic_write_json(self.run.results, results)
+        elif self.run.results.is_file():
+            self.run.results.unlink()

@@ -39,3 +39,30 @@ def schedule_lambda(train: Any, steps_per_epoch: int, total_steps: int) -> Calla
         return decay(step)
 
     return factor
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, train: Any, steps_per_epoch: int,
+                  total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The ``[train]`` schedule, stepped once per optimiser step (not per accumulated batch)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_lambda(train, steps_per_epoch, total_steps))
+
+
+def clip_gradients(replicated: list[nn.Parameter], sharded: list[nn.Parameter], max_norm: float) -> None:
+    """Clip the global gradient norm to ``max_norm``.
+
+    ``replicated`` parameters hold the same gradient on every rank (after DDP's all-reduce) and
+    count once; ``sharded`` ones (the classifier's rows of this rank) count on every rank, their
+    squared norms summed over ranks. In one process this is ``clip_grad_norm_`` over all of them.
+    """
+    from facebone.train import dist
+
+    if not dist.active():
+        nn.utils.clip_grad_norm_(replicated + sharded, max_norm)
+        return
+    grads = [p.grad for p in replicated if p.grad is not None]
+    shard_grads = [p.grad for p in sharded if p.grad is not None]
+    device = (grads or shard_grads)[0].device
+    own = nn.utils.get_total_norm(grads).to(device) ** 2 if grads else torch.zeros((), device=device)
+    rows = nn.utils.get_total_norm(shard_grads).to(device) ** 2 if shard_grads else torch.zeros((), device=device)
+    total = (own + dist.all_reduce_sum_(rows.float())).sqrt()
+    nn.utils.clip_grads_with_norm_(replicated + sharded, max_norm, total)

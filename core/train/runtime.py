@@ -1,6 +1,7 @@
 """Where and how a run executes: the device, seeding and determinism."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -24,5 +25,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read at first use)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

@@ -15,15 +15,39 @@ from facebone.io import atomic_write
 
 def save_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], metadata: dict[str, Any]) -> Path:
     """Save the state dicts of ``modules`` (keys prefixed ``name.``) to ``path`` atomically."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     for prefix, module in modules.items():
         for key, value in module.state_dict().items():
             tensors[f"{prefix}.{key}"] = value.detach().to("cpu").contiguous()
+    return save_tensors(path, tensors, metadata)
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
+    """Write ``tensors`` and ``metadata`` (values JSON-encoded unless strings) as a facebone
+    safetensors file, atomically. The same content always gives the same bytes (the header's keys
+    are sorted), so two checkpoints can be compared file to file."""
+    from safetensors.torch import save_file
+
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     meta["format"] = "facebone"
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=meta)
+        _canonical_header(tmp)
+
+    return atomic_write(path, write)
+
+
+def _canonical_header(path: str) -> None:
+    """Rewrite a safetensors header in place with sorted keys (same length, same data offsets)."""
+    with open(path, "r+b") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) > size:  # cannot happen for a header safetensors wrote; leave it as it is
+            return
+        fh.seek(8)
+        fh.write(text + b" " * (size - len(text)))
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
