@@ -122,8 +122,8 @@ def build_parts(exp: Any, ranks: Ranks, *, log: Callable[[str], None] = print) -
     head = exp.head.build(num_classes=num_classes, embedding_size=exp.embedding_size,
                           seed=exp.experiment.seed).to(ranks.device)
     objective, teacher = build_objective(exp, num_classes=num_classes, device=ranks.device)
-    trains = prepare_stage(exp, {"model": face_model, "classifier": classifier, "head": head,
-                                 "objective": objective}, log=log)
+    modules = {"model": face_model, "classifier": classifier, "head": head, "objective": objective}
+    trains = prepare_stage(exp, modules, log=log)  # init_from, classifier_from, freeze: before DDP and the optimiser
     log(f"parameters: {trains.line()}")
     model = wrap_ddp(face_model, ranks)
     params = [p for m in (face_model, classifier, head, objective) for p in m.parameters() if p.requires_grad]
