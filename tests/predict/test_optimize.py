@@ -100,7 +100,8 @@ def test_the_evaluators_bf16_embedder_runs_the_predictors_network_and_leaves_the
     assert cos.min() > 0.999
 
 
-SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large", "rtnet50"}
+SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large", "rtnet50",
+        "btnet34", "btnet50", "btnet100", "btnet200"}
 
 
 def _backbones():  # type: ignore[no-untyped-def]
