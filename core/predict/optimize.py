@@ -9,7 +9,9 @@ asked precision, channels-last memory, optionally a frozen compiled graph.
   checked against the original on a random batch before it is used.
 * :func:`inference_backbone`: the folded backbone in eval mode with weights in bf16 (``precision
   = "bf16"``) or fp16 (on CUDA), so no per-call casts of weights remain; on the CPU, fp16 keeps
-  fp32 weights under autocast (CPUs have no fast fp16 convolutions).
+  fp32 weights under autocast (CPUs have no fast fp16 convolutions), and so does a backbone that
+  routes by input size (``input_sizes``: it resizes inputs inside, which not every kernel does
+  in bf16).
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from torch import nn
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 FOLDS_INTO = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-KEPT_ATTRIBUTES = ("embedding_size", "input_size", "input_sizes", "takes_rois")
 
 
 def _fold(layer: nn.Module, bn: nn.Module) -> nn.Module:
@@ -56,85 +57,88 @@ def _folds(layer: nn.Module, bn: nn.Module) -> bool:
     return out_features == bn.num_features
 
 
-def _fold_graph(module: nn.Module) -> tuple[nn.Module, int]:
-    """``module`` traced by torch.fx with its conv/linear -> BN pairs folded (TraceError if fx cannot trace it)."""
+def _fold_in_place(module: nn.Module) -> int:
+    """Fold, in place, the conv/linear -> BN pairs that ``module``'s torch.fx graph shows (each
+    layer and BN called once, the layer's output used by the BN alone): the layer gets the folded
+    weights, the BN becomes ``nn.Identity``; the module keeps its class, code and attributes.
+    Raises when fx cannot trace ``module``."""
+    from collections import Counter
+
     from torch import fx
 
-    traced = fx.symbolic_trace(module)
-    modules = dict(traced.named_modules())
+    graph = fx.Tracer().trace(module)
+    calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
+    modules = dict(module.named_modules())
     folded = 0
-    for node in list(traced.graph.nodes):
+    for node in graph.nodes:
         if node.op != "call_module" or not isinstance(modules.get(node.target), BATCHNORMS):
             continue
         prev = node.args[0] if node.args else None
         if not isinstance(prev, fx.Node) or prev.op != "call_module" or len(prev.users) != 1:
             continue
         layer, bn = modules[prev.target], modules[node.target]
-        if not _folds(layer, bn):
+        if calls[prev.target] != 1 or calls[node.target] != 1 or not _folds(layer, bn):
             continue
-        parent_name, _, attr = prev.target.rpartition(".")
-        setattr(traced.get_submodule(parent_name) if parent_name else traced, attr, _fold(layer, bn))
-        node.replace_all_uses_with(prev)
-        traced.graph.erase_node(node)
+        module.set_submodule(prev.target, _fold(layer, bn))
+        module.set_submodule(node.target, nn.Identity())
         folded += 1
-    traced.graph.lint()
-    traced.delete_all_unused_submodules()
-    traced.recompile()
-    return traced, folded
+    return folded
 
 
-def _fold_tree(module: nn.Module, top: bool) -> tuple[nn.Module, int]:
-    """Fold the whole module on its fx graph; where fx cannot trace it, fold inside each child
-    (a traced child replaces it) and the conv-BN pairs adjacent in an ``nn.Sequential``."""
+def _fold_tree(module: nn.Module) -> int:
+    """Fold the whole module on its fx graph; where fx cannot trace it, inside each child, and
+    the conv-BN pairs adjacent in an ``nn.Sequential``. In place; returns how many were folded."""
     try:
-        traced, folded = _fold_graph(module)
-        if folded or top:
-            return traced, folded
-        return module, 0  # nothing to fold: keep the original child (its attributes, its code)
+        return _fold_in_place(module)
     except Exception:  # noqa: BLE001 - untraceable: go one level down
         pass
     folded = fold_sequential_batchnorm(module, recurse=False)
-    for name, child in list(module.named_children()):
-        if child is None or isinstance(child, (*FOLDS_INTO, *BATCHNORMS)) or not any(True for _ in child.modules()):
-            continue
-        new, n = _fold_tree(child, top=False)
-        if n:
-            setattr(module, name, new)
-            folded += n
-    return module, folded
+    for child in module.children():
+        if child is not None and not isinstance(child, (*FOLDS_INTO, *BATCHNORMS)):
+            folded += _fold_tree(child)
+    return folded
 
 
-def _same_output(a: nn.Module, b: nn.Module, size: Any) -> bool:
-    """Whether two backbones agree on a small random batch at ``size`` (H, W) (cosine > 0.9999)."""
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    x = torch.rand(2, 3, int(h), int(w), generator=torch.Generator().manual_seed(0)) * 2 - 1
+def _served_sizes(model: nn.Module) -> list[tuple[int, int]]:
+    sizes = getattr(model, "input_sizes", None) or [getattr(model, "input_size", None)]
+    out = []
+    for size in sizes:
+        if size is not None:
+            out.append((int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1])))
+    return out
+
+
+def _same_output(a: nn.Module, b: nn.Module, sizes: list[tuple[int, int]]) -> bool:
+    """Whether two backbones agree on a small random batch at every size (cosine > 0.9999)."""
     ref = next(iter(a.parameters()), None)
-    x = x.to(ref.device if ref is not None else "cpu")
-    try:
-        with torch.no_grad():
-            ya, yb = a(x).float(), b(x).float()
-    except Exception:  # noqa: BLE001 - the folded copy fails where the original runs: do not use it
-        return False
-    return ya.shape == yb.shape and bool(torch.nn.functional.cosine_similarity(
-        ya.reshape(len(ya), -1), yb.reshape(len(yb), -1)).min() > 0.9999)
+    gen = torch.Generator().manual_seed(0)
+    for h, w in sizes:
+        x = (torch.rand(2, 3, h, w, generator=gen) * 2 - 1).to(ref.device if ref is not None else "cpu")
+        try:
+            with torch.no_grad():
+                ya, yb = a(x).float(), b(x).float()
+        except Exception:  # noqa: BLE001 - the folded copy fails where the original runs: do not use it
+            return False
+        if ya.shape != yb.shape or not bool(torch.nn.functional.cosine_similarity(
+                ya.reshape(len(ya), -1), yb.reshape(len(yb), -1)).min() > 0.9999):
+            return False
+    return True
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """``(folded copy of model, number of batch norms folded)``. The copy keeps
-    ``embedding_size``, ``input_size`` and ``input_sizes``; ``model`` itself is never changed.
-    When the model declares ``input_size``, the folded copy is checked against it on a random
-    batch and dropped (an unfolded copy returned, 0) if they disagree."""
-    original = model
-    model = copy.deepcopy(model).eval()
-    folded_model, folded = _fold_tree(model, top=True)
+    """``(folded copy of model, number of batch norms folded)``; ``model`` itself is never
+    changed, and the copy keeps its class and attributes. The copy is checked against the model
+    on a random batch at every size it serves (``input_sizes``, else ``input_size``) and dropped
+    for an unfolded copy (0) if they disagree: a layer shared by several paths (a routing
+    backbone's trunk) may be followed by a BN on one path only."""
+    folded_model = copy.deepcopy(model).eval()
+    folded = _fold_tree(folded_model)
     if folded:
-        for key in KEPT_ATTRIBUTES:
-            if hasattr(original, key):
-                setattr(folded_model, key, getattr(original, key))
-        size = getattr(original, "input_size", None)
-        if size is not None and not _same_output(original.eval(), folded_model.eval(), size):
-            return copy.deepcopy(original).eval(), 0
-    return folded_model.eval(), folded
+        sizes = _served_sizes(model)
+        reference = copy.deepcopy(model).eval()  # the model itself keeps its mode and statistics
+        if sizes and not _same_output(reference, folded_model, sizes):
+            return reference, 0
+    return folded_model, folded
 
 
 def fold_sequential_batchnorm(model: nn.Module, recurse: bool = True) -> int:
@@ -190,7 +194,10 @@ def inference_backbone(backbone: nn.Module, *, precision: str = "fp32", channels
     module, folded = fold_batchnorm(backbone) if fold else (copy.deepcopy(backbone).eval(), 0)  # copies
     module = module.to(device)
     dtype, autocast = torch.float32, "fp32"
-    if low is torch.bfloat16 or (low is torch.float16 and device.type == "cuda"):
+    routes = getattr(backbone, "input_sizes", None) is not None
+    if routes and low is not None:  # it resizes inputs itself, which some kernels cannot do in bf16
+        autocast = precision
+    elif low is torch.bfloat16 or (low is torch.float16 and device.type == "cuda"):
         dtype = low
         module = module.to(dtype)
     elif low is torch.float16:

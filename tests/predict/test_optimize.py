@@ -73,8 +73,9 @@ def test_an_untraceable_backbone_runs_unfolded() -> None:
     x = torch.rand(2, 3, 16, 16)
     net = inference_backbone(model, precision="fp32")
     assert torch.allclose(run_backbone(net, x), model(x).detach())
-    net = inference_backbone(model, precision="bf16")  # a copy goes to bf16, never the model itself
-    assert model.a.weight.dtype == torch.float32 and net.module.a.weight.dtype == torch.bfloat16
+    net = inference_backbone(model, precision="bf16")  # it routes (input_sizes): fp32 weights, bf16 autocast
+    assert net.dtype == torch.float32 and net.autocast == "bf16" and model.a.weight.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(run_backbone(net, x), model(x).detach()).min() > 0.99
 
 
 def test_the_evaluators_bf16_embedder_runs_the_predictors_network_and_leaves_the_model(make_predictor) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +100,8 @@ def test_the_evaluators_bf16_embedder_runs_the_predictors_network_and_leaves_the
     assert cos.min() > 0.999
 
 
-SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large", "rtnet50"}
+SLOW = {"iresnet34", "iresnet50", "iresnet100", "iresnet200", "mobilefacenet_large", "rtnet50",
+        "btnet34", "btnet50", "btnet100", "btnet200"}
 
 
 def _backbones():  # type: ignore[no-untyped-def]
