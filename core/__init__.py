@@ -6,6 +6,9 @@ Public API for plugin authors:
 - ``registry.add(name, factory, options=..., summary=...)`` registers a component.
 - :func:`option` declares one TOML option of a component's options dataclass.
 - The component contracts are documented in :mod:`facebone.contracts`.
+
+For users of a trained model: :func:`load` (``facebone.load(RUN_DIR)``) returns a predictor
+(:mod:`facebone.predict`); it is imported on first use, so ``import facebone`` stays light.
 """
 from __future__ import annotations
 
@@ -24,8 +27,19 @@ hookimpl = pluggy.HookimplMarker("facebone")
 from facebone.errors import ConfigError, DataError, FaceboneError, MissingDependencyError, PluginError  # noqa: E402
 from facebone.plugin.options import option  # noqa: E402
 
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    if name == "load":  # lazy: importing facebone must not import torch
+        from facebone.predict.predictor import load
+
+        return load
+    raise AttributeError(f"module 'facebone' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
+    "load",
     "PLUGIN_API",
     "hookimpl",
     "option",

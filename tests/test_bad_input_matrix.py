@@ -104,6 +104,20 @@ def no_file(*names: str) -> Callable[[Path, dict[str, Path], str], None]:
     return check
 
 
+def face_png(name: str = "face.png") -> Builder:
+    def build(t: Path, a: dict[str, Path]) -> None:
+        (t / name).write_bytes(B.png())
+    return build
+
+
+def user_npy(name: str) -> Builder:
+    def build(t: Path, a: dict[str, Path]) -> None:
+        import numpy as np
+
+        np.save(t / name, np.arange(5))
+    return build
+
+
 def run_status(path: str, status: str) -> Callable[[Path, dict[str, Path], str], None]:
     def check(t: Path, a: dict[str, Path], err: str) -> None:
         assert json.loads((t / path / "run.json").read_text())["status"] == status
@@ -414,6 +428,32 @@ CASES = [
                                    (r / "eval" / "broken" / "summary.json").write_text('{"sets": {"x": {}}}'),
                                    (r / "eval" / "empty").mkdir())),
          creates=("cmp.png",), check=lambda t, a, e: "eval/empty: no summary.json" in e or pytest.fail(e)),
+    # Use a trained model: embed and verify
+    Case("embed-onto-someones-file", ["embed", "run", "face.png", "--out", "data.npy", "--overwrite"],
+         r"data.npy: not written by facebone embed .*refusing to replace it", both(run_copy(), user_files("."),
+                                                                                   face_png(), user_npy("data.npy"))),
+    Case("embed-onto-an-existing-file", ["embed", "run", "face.png", "--out", "data.npy"],
+         r"data.npy: --out exists; pass --overwrite", both(run_copy(), face_png(), user_npy("data.npy"))),
+    Case("embed-onto-its-boxes-table", ["embed", "run", "face.png", "--boxes", "boxes.csv", "--out", "boxes.csv",
+                                        "--overwrite"], r"boxes.csv: --out is the input file",
+         both(run_copy(), face_png(), lambda t, a: (t / "boxes.csv").write_text("face.png,1,1,20,20\n"))),
+    Case("embed-into-a-missing-folder", ["embed", "run", "face.png", "--out", "no/such/f.npy"],
+         r"--out folder no/such does not exist", both(run_copy(), face_png())),
+    Case("embed-unknown-format", ["embed", "run", "face.png", "--out", "f.txt"], r"unknown format '.txt'",
+         both(run_copy(), face_png())),
+    Case("embed-a-missing-path", ["embed", "run", "nothere.jpg", "--out", "f.npy"], r"nothere.jpg: no such file",
+         run_copy()),
+    Case("embed-with-a-run-without-checkpoint", ["embed", "run", "face.png", "--out", "f.npy"],
+         r"run/checkpoints: no checkpoint", both(run_copy(lambda r: [p.unlink() for p in (r / "checkpoints").glob("*")]),
+                                                 face_png())),
+    Case("embed-with-a-missing-table", ["embed", "run", "face.png", "--landmarks", "lm.csv", "--out", "f.npy"],
+         r"lm.csv: cannot read the landmarks table", both(run_copy(), face_png())),
+    Case("verify-a-missing-image", ["verify", "run", "face.png", "other.png"], r"other.png: image not found",
+         both(run_copy(), face_png())),
+    Case("verify-an-unreadable-image", ["verify", "run", "face.png", "broken.png"], r"broken.png: cannot decode image",
+         both(run_copy(), face_png(), lambda t, a: (t / "broken.png").write_bytes(b"\x89PNG broken"))),
+    Case("verify-at-an-impossible-far", ["verify", "run", "face.png", "face.png", "--far", "2"],
+         r"--far 2.0: must be between 0 and 1", both(run_copy(), face_png())),
 ]
 
 

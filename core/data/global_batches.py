@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from facebone.data.loader import EpochSampler, SkipCollate
-from facebone.errors import ConfigError
+from facebone.data.loader import EpochSampler, SkipCollate, unwrap_worker_error
+from facebone.errors import ConfigError, FaceboneError
 
 
 class GlobalBatchSampler(Sampler):
@@ -74,12 +74,22 @@ class FillCollate(SkipCollate):
         return super().__call__(items)
 
 
+class BatchLoader(DataLoader):
+    """A DataLoader whose worker processes' user errors surface as their own one-line error."""
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from super().__iter__()
+        except FaceboneError as exc:
+            raise unwrap_worker_error(exc) from None
+
+
 def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
 def make_batch_loader(dataset: Any, sampler: GlobalBatchSampler, *, num_workers: int = 0, pin_memory: bool = False,
-                      seed: int = 0) -> DataLoader:
+                      seed: int = 0) -> BatchLoader:
     """A DataLoader over ``sampler``'s batches. Worker processes persist across epochs; their own
     random state plays no part (augmentation is fixed by the per-sample seeds), and the loader's
     base seed comes from a generator of its own, so the run's global RNG is never drawn from."""
@@ -90,5 +100,5 @@ def make_batch_loader(dataset: Any, sampler: GlobalBatchSampler, *, num_workers:
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs.update(worker_init_fn=_worker_init, persistent_workers=True)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+    return BatchLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
                       pin_memory=pin_memory and torch.cuda.is_available(), generator=generator, **kwargs)

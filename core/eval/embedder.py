@@ -35,7 +35,11 @@ def compile_frozen(model: nn.Module) -> nn.Module:
 
 
 class Embedder:
-    """Embeds uint8 RGB images with a model in eval mode (see :class:`facebone.contracts.Embedder`)."""
+    """Embeds uint8 RGB images with a model in eval mode (see :class:`facebone.contracts.Embedder`).
+
+    With ``precision`` bf16 (or fp16) it embeds with a copy of the model made for inference
+    (:func:`facebone.predict.optimize.inference_model`: batch norm folded, weights in that
+    precision), the network ``facebone.load`` runs: build a new embedder after the weights change."""
 
     def __init__(self, model: nn.Module, *, image_size: int, batch_size: int = 64, flip: bool = True,
                  precision: str = "fp32", channels_last: bool = False, compile: bool = False,
@@ -50,12 +54,16 @@ class Embedder:
         self.device = torch.device(device)
         self.routes = routes_inputs(model)
         """The backbone routes inputs by size: images keep their native size."""
-        if channels_last:  # weights stay fp32; autocast casts per op
-            prepare(self.model, precision, channels_last)
         self._forward: nn.Module = self.model
+        if precision != "fp32":  # a copy with batch norm folded and weights in that precision
+            from facebone.predict.optimize import inference_model
+
+            self._forward = inference_model(model, precision=precision, channels_last=channels_last, device=device)
+        elif channels_last:  # fp32: the model itself, channels-last
+            prepare(self.model, precision, channels_last)
         self.compiled = bool(compile)
         if compile:
-            self._forward = compile_frozen(self.model)
+            self._forward = compile_frozen(self._forward)
 
     def _groups(self, images: Any) -> list[tuple[np.ndarray | None, Any]]:
         """``[(indices or None for all, images of one size)]``: a sequence of differently sized

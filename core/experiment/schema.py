@@ -157,7 +157,8 @@ class ClassifierTable:
 class EmbedTable:
     batch_size: int = option(64, "images per forward pass when embedding")
     flip: bool = option(True, "flip test: add the embedding of the mirrored image")
-    precision: Literal["fp32", "bf16", "fp16"] = option("fp32", "autocast precision for embedding")
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "fp32", "embedding precision (bf16, fp16: a copy with batch norm folded and weights in that precision)")
     channels_last: bool = option(False, "channels-last memory format (faster on many CPUs and GPUs)")
     compile: bool = option(False, "torch.compile with frozen weights (tens of seconds to compile; pays off on "
                                   "large sets such as IJB-C)")

@@ -1,7 +1,9 @@
 """What a training run is made of, built from a validated experiment for one rank: the data
 (training set, global-batch sampler, loader), the model (warp + backbone, wrapped in DDP under
-several processes), the classifier, the head, the objective, the optimiser and its schedule,
-and the numerics (:class:`~facebone.train.precision.Precision`).
+several processes), the classifier (sharded over ranks), the head, the objective (and its frozen
+teacher), the stage's starting point (``init_from``, ``classifier_from``, ``freeze``, applied before
+DDP and the optimiser see the parameters), the optimiser and its schedule, and the numerics
+(:class:`~facebone.train.precision.Precision`).
 """
 from __future__ import annotations
 
@@ -120,8 +122,8 @@ def build_parts(exp: Any, ranks: Ranks, *, log: Callable[[str], None] = print) -
     head = exp.head.build(num_classes=num_classes, embedding_size=exp.embedding_size,
                           seed=exp.experiment.seed).to(ranks.device)
     objective, teacher = build_objective(exp, num_classes=num_classes, device=ranks.device)
-    trains = prepare_stage(exp, {"model": face_model, "classifier": classifier, "head": head,
-                                 "objective": objective}, log=log)
+    modules = {"model": face_model, "classifier": classifier, "head": head, "objective": objective}
+    trains = prepare_stage(exp, modules, log=log)  # init_from, classifier_from, freeze: before DDP and the optimiser
     log(f"parameters: {trains.line()}")
     model = wrap_ddp(face_model, ranks)
     params = [p for m in (face_model, classifier, head, objective) for p in m.parameters() if p.requires_grad]

@@ -5,7 +5,8 @@ classifier -> head -> named loss terms``; DDP synchronises gradients on the last
 reduces the loss terms over ranks in one collective, skips the step if any loss was not finite,
 unscales, clips and steps. Evaluation runs on rank 0 on a copy of the model, with every random
 generator preserved, while the other ranks wait; an evaluation due at a checkpoint step runs
-before the checkpoint, so a resumed run repeats neither. The pieces come from
+before the checkpoint, so a resumed run repeats neither. Every step's loss also goes to the loss
+watch (:mod:`~facebone.train.watch`), whose memory is part of the training state. The pieces come from
 :mod:`~facebone.train.components`, the state saved and restored from :mod:`~facebone.train.state`.
 
 Gradients of parameters outside the DDP-wrapped model are made whole by hand: the head's

@@ -22,14 +22,15 @@ def classification_terms(embeddings: torch.Tensor, labels: torch.Tensor, *, clas
                          head: nn.Module) -> dict[str, torch.Tensor]:
     """``{"ce": cross-entropy, **head.loss_terms(norms)}`` for this rank's ``embeddings (n, D)``."""
     cosine, labels_local, norms = classifier(embeddings, labels)
-    logits = head(cosine, labels_local, norms)
-    terms = {"ce": classifier.cross_entropy(logits, labels_local)}
-    extra = getattr(head, "loss_terms", None)
-    if extra is not None:  # every rank computes these from the same global norms: count them once
-        for name, value in extra(replicated(norms)).items():
-            if name in terms:
-                raise PluginError(f"head {type(head).__name__}: loss term {name!r} clashes with the objective's")
-            terms[name] = value
+    with torch.autocast(cosine.device.type, enabled=False):  # margins and softmax in fp32 at least
+        logits = head(cosine, labels_local, norms)
+        terms = {"ce": classifier.cross_entropy(logits, labels_local)}
+        extra = getattr(head, "loss_terms", None)
+        if extra is not None:  # every rank computes these from the same global norms: count them once
+            for name, value in extra(replicated(norms)).items():
+                if name in terms:
+                    raise PluginError(f"head {type(head).__name__}: loss term {name!r} clashes with the objective's")
+                terms[name] = value
     return terms
 
 

@@ -135,6 +135,13 @@ def test_ibug_checkpoint_imports_and_gives_the_originals_embeddings(tmp_path, ca
     got = got / np.linalg.norm(got, axis=1, keepdims=True)
     assert np.abs(got - want).max() <= TOL * np.abs(want).max()
 
+    # and through the predictor API, built from the eval run's resolved config and the imported weights
+    import facebone
+
+    predictor = facebone.load(run_dir, checkpoint=out, precision="fp32", channels_last=False)
+    got = predictor.embed(list(images))
+    assert got.shape == want.shape and np.abs(got - want).max() <= TOL * np.abs(want).max()
+
 
 def test_a_checkpoint_of_another_layout_is_reported(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     state = original_state("rtnet50")
